@@ -14,6 +14,7 @@ from moseq_xr.io import (
     save,
     supported_sources,
 )
+from moseq_xr.qc import qc as qc
 from moseq_xr.schema import validate
 
 __all__ = [

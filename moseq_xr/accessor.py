@@ -32,3 +32,9 @@ class MoseqAccessor:
         from moseq_xr.io.store import save
 
         return save(self._obj, path, mode=mode)
+
+    def qc(self, **options: Any) -> xr.Dataset:
+        """Data-quality report (see :func:`moseq_xr.qc`)."""
+        from moseq_xr.qc import qc
+
+        return qc(self._obj, **options)

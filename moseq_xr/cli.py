@@ -1,0 +1,579 @@
+"""The ``moseq-xr`` command line.
+
+Each subcommand is a :class:`Command` in :data:`COMMANDS`: a function that adds
+its arguments to a parser and a function that runs it. Later subcommands (fit,
+apply, kappa-scan, export-nwb) are added the same way.
+
+Errors caused by bad input end the program with exit status 2 and one line on
+standard error; ``moseq-xr --debug ...`` prints the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import os
+import platform
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from moseq_xr._version import __version__
+from moseq_xr.exceptions import MoseqXrError, MoseqXrWarning, SchemaError
+from moseq_xr.schema import names as N
+
+PROG = "moseq-xr"
+
+#: Exit status for bad input (the same as argparse uses for bad arguments).
+EXIT_BAD_INPUT = 2
+
+#: Errors reported as one line (exit status 2) rather than a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    MoseqXrError,
+    FileNotFoundError,
+    ValueError,
+)
+
+#: Packages listed by ``doctor``: (distribution name, what it is for).
+PACKAGES: tuple[tuple[str, str], ...] = (
+    ("numpy", "required"),
+    ("scipy", "required"),
+    ("pandas", "required"),
+    ("xarray", "required"),
+    ("dask", "required"),
+    ("zarr", "required"),
+    ("h5py", "required"),
+    ("tables", "required"),
+    ("jax", "required"),
+    ("jaxlib", "required"),
+    ("tqdm", "required"),
+    ("rich", "required"),
+    ("sleap-io", "optional [sleap]"),
+    ("pynwb", "optional [nwb]"),
+    ("ndx-pose", "optional [nwb]"),
+    ("ndx-ethogram", "optional [nwb]"),
+    ("nwbinspector", "optional [nwb]"),
+    ("matplotlib", "optional [viz]"),
+    ("holoviews", "optional [viz]"),
+    ("bokeh", "optional [viz]"),
+    ("panel", "optional [viz]"),
+    ("imageio", "optional [video]"),
+    ("imageio-ffmpeg", "optional [video]"),
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of ``moseq-xr``.
+
+    Attributes
+    ----------
+    help
+        One line shown by ``moseq-xr --help``.
+    add_arguments
+        Adds the subcommand's arguments to its parser.
+    run
+        ``run(args, console) -> exit status``.
+    """
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Console], int]
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _open_project(path: str | Path) -> tuple[xr.Dataset, list[str]]:
+    """Open a project store: its pose Dataset and the names of its child groups."""
+    from moseq_xr.io.store import open as open_store
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such project store")
+    data = open_store(path)
+    if isinstance(data, xr.DataTree):
+        return data.to_dataset(inherit=False), sorted(data.children)
+    return data, []
+
+
+def _key_value_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(Text(key), Text(value))
+    return table
+
+
+def _fmt_names(values: Any) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+# ------------------------------------------------------------------------ info
+
+
+def _recordings_table(ds: xr.Dataset) -> Table:
+    fps = float(ds.attrs["fps"])
+    table = Table(title="Recordings", title_justify="left")
+    for header in ("recording", "frames", "duration", "software", "source file"):
+        justify = "right" if header in ("frames", "duration") else "left"
+        table.add_column(header, justify=justify, overflow="fold")
+    for rec, name in enumerate(ds[N.RECORDING].values):
+        n_frames = int(ds["n_frames"].values[rec])
+        table.add_row(
+            Text(str(name)),
+            str(n_frames),
+            f"{n_frames / fps:.1f} s",
+            Text(str(ds["source_software"].values[rec]) or "-"),
+            Text(str(ds["source_file"].values[rec]) or "-"),
+        )
+    return table
+
+
+def _provenance_tail(ds: xr.Dataset, count: int = 5) -> list[str]:
+    entries = list(ds.attrs.get("provenance", []))[-count:]
+    return [
+        f"{entry.get('time', '?')}  {entry.get('operation', '?')}  "
+        f"(moseq_xr {entry.get('version', '?')})"
+        for entry in entries
+    ]
+
+
+def _summary_rows(ds: xr.Dataset, groups: list[str]) -> list[tuple[str, str]]:
+    n_frames = ds["n_frames"].values
+    fps = float(ds.attrs["fps"])
+    software = sorted({str(s) for s in ds["source_software"].values if str(s)})
+    return [
+        ("recordings", str(ds.sizes[N.RECORDING])),
+        ("frames", f"{int(n_frames.sum())} in all ({n_frames.sum() / fps:.1f} s)"),
+        ("fps", f"{fps:g}"),
+        (
+            "space",
+            f"{_fmt_names(ds[N.SPACE].values)} ({ds.attrs.get('space_unit', '?')})",
+        ),
+        ("keypoints", f"{ds.sizes[N.KEYPOINT]}: {_fmt_names(ds[N.KEYPOINT].values)}"),
+        (
+            "individuals",
+            f"{ds.sizes[N.INDIVIDUAL]}: {_fmt_names(ds[N.INDIVIDUAL].values)}",
+        ),
+        ("source software", _fmt_names(software) or "-"),
+        ("variables", _fmt_names(ds.data_vars)),
+        ("groups", _fmt_names(groups) or "-"),
+        ("skeleton", f"{len(ds.attrs.get('skeleton') or [])} edges"),
+        ("schema", str(ds.attrs.get("schema_version", "?"))),
+    ]
+
+
+def print_info(
+    ds: xr.Dataset, console: Console, path: str | Path | None = None, groups: Any = ()
+) -> None:
+    """Print a summary of a pose Dataset (what ``moseq-xr info`` shows).
+
+    Parameters
+    ----------
+    ds
+        A pose Dataset.
+    console
+        Where to print.
+    path
+        Store it was read from, shown in the heading.
+    groups
+        Child groups of the store (model, trace, ...).
+    """
+    console.print(
+        Text(f"Project store {path}" if path else "Pose dataset", style="bold")
+    )
+    console.print(_key_value_table(_summary_rows(ds, list(groups))))
+    console.print(_recordings_table(ds))
+    console.print(Text("Provenance (latest last):", style="bold"))
+    for line in _provenance_tail(ds):
+        console.print(Text(f"  {line}"))
+
+
+def _add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "store", help="project store (.zarr) written by 'moseq-xr load'"
+    )
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    """Describe a project store."""
+    ds, groups = _open_project(args.store)
+    print_info(ds, console, path=args.store, groups=groups)
+    return 0
+
+
+# ------------------------------------------------------------------------ load
+
+
+def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", help="pose files, folders or glob patterns")
+    parser.add_argument(
+        "--source", default="auto", help="file format (default: detect; see 'doctor')"
+    )
+    parser.add_argument(
+        "--fps", type=float, help="frames per second, if the files lack it"
+    )
+    parser.add_argument(
+        "--keypoints", nargs="+", help="keep these keypoints, in this order"
+    )
+    parser.add_argument("--individuals", nargs="+", help="keep these individuals")
+    parser.add_argument("-o", "--output", required=True, help="project store to write")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add to an existing store")
+    mode.add_argument(
+        "--overwrite", action="store_true", help="replace an existing store"
+    )
+
+
+def _check_load_arguments(args: argparse.Namespace) -> None:
+    from moseq_xr.io.registry import supported_sources
+
+    if args.source != "auto" and args.source not in supported_sources():
+        raise ValueError(
+            f"--source {args.source!r} is not a known format; choose one of "
+            f"{sorted(supported_sources())} or 'auto'"
+        )
+    if args.fps is not None and not args.fps > 0:
+        raise ValueError(f"--fps must be a positive number, got {args.fps}")
+    output = Path(args.output)
+    if output.exists() and not (args.append or args.overwrite):
+        raise ValueError(
+            f"{output}: already exists; pass --append to add recordings or "
+            "--overwrite to replace it"
+        )
+
+
+def cmd_load(args: argparse.Namespace, console: Console) -> int:
+    """Read pose files into a project store."""
+    from moseq_xr.io import load_poses, save
+
+    _check_load_arguments(args)
+    try:
+        ds = load_poses(
+            args.paths,
+            source=args.source,
+            fps=args.fps,
+            keypoints=args.keypoints,
+            individuals=args.individuals,
+        )
+    except SchemaError as error:
+        if error.rule == "fps" and args.fps is None:
+            message = str(error).removeprefix("[fps] ")
+            raise SchemaError("fps", f"{message} (command line: --fps)") from error
+        raise
+    save(ds, args.output, mode="a" if args.append else "w")
+    n_frames = int(ds["n_frames"].sum())
+    console.print(
+        Text(
+            f"{'Added' if args.append else 'Wrote'} {ds.sizes[N.RECORDING]} "
+            f"recording(s), {n_frames} frames, {ds.sizes[N.KEYPOINT]} keypoints "
+            f"to {args.output}"
+        )
+    )
+    return 0
+
+
+# -------------------------------------------------------------------------- qc
+
+
+def _add_qc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="project store (.zarr)")
+    parser.add_argument(
+        "--conf-threshold",
+        type=float,
+        default=0.5,
+        help="confidence below this is low (default 0.5)",
+    )
+    parser.add_argument(
+        "--outlier-scale",
+        type=float,
+        default=6.0,
+        help="MADs from the body medoid that make an outlier (default 6)",
+    )
+    parser.add_argument(
+        "--min-frames",
+        type=int,
+        default=None,
+        help="shortest recording worth modelling (default: 10 s of frames)",
+    )
+    parser.add_argument(
+        "--nan-warn",
+        type=float,
+        default=0.5,
+        help="warn above this share of missing frames (default 0.5)",
+    )
+    parser.add_argument(
+        "--low-conf-warn",
+        type=float,
+        default=0.5,
+        help="warn above this share of low-confidence frames (default 0.5)",
+    )
+    parser.add_argument(
+        "--outlier-warn",
+        type=float,
+        default=0.05,
+        help="warn above this share of outlier frames (default 0.05)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when there are warnings",
+    )
+
+
+def cmd_qc(args: argparse.Namespace, console: Console) -> int:
+    """Print the data-quality report of a project store."""
+    from moseq_xr.exceptions import DataQualityWarning
+    from moseq_xr.qc import qc
+
+    ds, _ = _open_project(args.store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)  # the table lists them
+        report = qc(
+            ds,
+            conf_threshold=args.conf_threshold,
+            outlier_scale=args.outlier_scale,
+            min_frames=args.min_frames,
+            nan_warn=args.nan_warn,
+            low_conf_warn=args.low_conf_warn,
+            outlier_warn=args.outlier_warn,
+            show=True,
+            console=console,
+        )
+    return 1 if args.strict and report.attrs["warnings"] else 0
+
+
+# ---------------------------------------------------------------------- doctor
+
+
+def _package_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _jax_rows() -> list[tuple[str, str]]:
+    """JAX backend, devices and x64 setting, read without changing the config."""
+    try:
+        jax = importlib.import_module("jax")
+    except ImportError as error:
+        return [("jax", f"cannot be imported: {error}")]
+    try:
+        devices = ", ".join(
+            f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()
+        )
+        backend = jax.default_backend()
+    except Exception as error:  # a diagnostic must never crash
+        devices, backend = f"error: {error}", "unavailable"
+    return [
+        ("backend", backend),
+        ("devices", devices),
+        ("x64 enabled", str(bool(jax.config.jax_enable_x64))),
+        ("JAX_PLATFORMS", os.environ.get("JAX_PLATFORMS", "(not set)")),
+    ]
+
+
+def _meminfo() -> dict[str, int]:
+    """Total and available memory in bytes."""
+    try:
+        fields = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = int(value.split()[0]) * 1024
+        return {"total": fields["MemTotal"], "available": fields["MemAvailable"]}
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return {
+            "total": page * os.sysconf("SC_PHYS_PAGES"),
+            "available": page * os.sysconf("SC_AVPHYS_PAGES"),
+        }
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _system_rows() -> list[tuple[str, str]]:
+    memory = _meminfo()
+    gib = 2**30
+    memory_text = "unknown"
+    if memory:
+        memory_text = (
+            f"{memory['total'] / gib:.1f} GiB total, "
+            f"{memory['available'] / gib:.1f} GiB available"
+        )
+    return [
+        ("moseq_xr", __version__),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("platform", platform.platform()),
+        ("cpus", str(os.cpu_count())),
+        ("memory", memory_text),
+    ]
+
+
+def _formats_table() -> Table:
+    from moseq_xr.io.registry import supported_sources
+
+    table = Table(title="Supported formats", title_justify="left")
+    for header in ("source", "file endings", "description"):
+        table.add_column(header, overflow="fold")
+    for name, loader in supported_sources().items():
+        table.add_row(
+            Text(name), Text(" ".join(loader.suffixes)), Text(loader.description)
+        )
+    return table
+
+
+def _add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no arguments
+
+
+def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
+    """Print versions, the JAX set-up, memory and the supported formats."""
+    del args
+    console.print(Text("System", style="bold"))
+    console.print(_key_value_table(_system_rows()))
+    console.print(Text("Packages", style="bold"))
+    console.print(
+        _key_value_table(
+            [(name, f"{_package_version(name)}  ({kind})") for name, kind in PACKAGES]
+        )
+    )
+    console.print(Text("JAX", style="bold"))
+    console.print(_key_value_table(_jax_rows()))
+    formats = _formats_table()
+    console.print(formats if formats.row_count else Text("No formats registered."))
+    return 0
+
+
+# ------------------------------------------------------------------------ demo
+
+
+def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default=".", help="where to write project.zarr")
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    """Run the demo: example data, a project store, info and QC."""
+    from moseq_xr.demo import run_demo
+
+    run_demo(args.output_dir, console=console)
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+COMMANDS: dict[str, Command] = {
+    "load": Command(
+        "read pose files into a project store", _add_load_arguments, cmd_load
+    ),
+    "info": Command("describe a project store", _add_info_arguments, cmd_info),
+    "qc": Command("data-quality report of a project store", _add_qc_arguments, cmd_qc),
+    "doctor": Command(
+        "versions, JAX devices, memory and formats", _add_doctor_arguments, cmd_doctor
+    ),
+    "demo": Command(
+        "run the demo on generated example data", _add_demo_arguments, cmd_demo
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``moseq-xr`` argument parser from :data:`COMMANDS`.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With one subparser per command; ``args.command`` names the one chosen.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Behavioural syllables from pose tracking, on xarray data.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of errors"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def _make_console() -> Console:
+    """Console on standard output; 120 columns when it is not a terminal."""
+    interactive = sys.stdout.isatty()
+    return Console(width=None if interactive else 120, soft_wrap=False)
+
+
+def _warning_printer(original: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints our own warnings as one line."""
+
+    def show(
+        message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+    ) -> None:
+        if issubclass(category, MoseqXrWarning):
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, *args, **kwargs)
+
+    return show
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if isinstance(error, FileNotFoundError) and error.filename:
+        text = f"{error.filename}: {error.strerror or 'not found'}"
+    return f"{PROG}: error: {text or type(error).__name__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``moseq-xr`` command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 failed check (``qc --strict``), 2 bad input.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version or bad arguments
+        return int(exit_request.code or 0)
+    command = COMMANDS[args.command]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MoseqXrWarning)
+        warnings.showwarning = _warning_printer(warnings.showwarning)
+        try:
+            return command.run(args, _make_console())
+        except USER_ERRORS as error:
+            if args.debug:
+                traceback.print_exc()
+            else:
+                print(_one_line(error), file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

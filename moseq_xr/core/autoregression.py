@@ -1,0 +1,188 @@
+r"""Switching vector autoregression of order L with an MNIW prior.
+
+For frames t >= L and state j::
+
+    x_t = A_j [x_{t-L}; ...; x_{t-1}] + b_j + e_t,   e_t ~ N(0, Q_j)
+
+``Ab_j = [A_j | b_j]`` has shape ``(P, P*L + 1)``: lags oldest first, the
+block just before the bias multiplies ``x_{t-1}``. The prior on each
+``(Ab_j, Q_j)`` is ``Q_j ~ IW(nu_0, S_0)``, ``Ab_j | Q_j ~ MN(M_0, Q_j, K_0)``
+with ``M_0`` the random walk. Sufficient statistics for all states are formed
+in one pass over the frames, summed by state with a segment sum.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+from moseq_xr.core.distributions import mniw_posterior, psd_cholesky, sample_mniw
+
+
+class ARPrior(NamedTuple):
+    """MNIW prior shared by every state: ``nu_0, S_0 (P,P), M_0 (P,PL+1), K_0 (PL+1,PL+1)``."""
+
+    nu_0: jax.Array
+    S_0: jax.Array
+    M_0: jax.Array
+    K_0: jax.Array
+
+
+def make_ar_prior(
+    latent_dim: int, nlags: int, S_0_scale: float = 0.01, K_0_scale: float = 10.0, dtype=None
+) -> ARPrior:
+    """The keypoint-MoSeq MNIW prior: ``nu_0 = P + 2``, random-walk mean."""
+    dtype = dtype or jnp.result_type(float)
+    regressors = latent_dim * nlags + 1
+    mean = jnp.zeros((latent_dim, regressors), dtype)
+    last_lag = latent_dim * (nlags - 1)
+    mean = mean.at[:, last_lag : last_lag + latent_dim].set(jnp.eye(latent_dim, dtype=dtype))
+    return ARPrior(
+        nu_0=jnp.asarray(latent_dim + 2.0, dtype),
+        S_0=S_0_scale * jnp.eye(latent_dim, dtype=dtype),
+        M_0=mean,
+        K_0=K_0_scale * jnp.eye(regressors, dtype=dtype),
+    )
+
+
+def lagged_regressors(x: jax.Array, nlags: int) -> jax.Array:
+    """Regressors ``[x_{t-L}; ...; x_{t-1}; 1]`` for t = L..T-1.
+
+    Parameters
+    ----------
+    x
+        Shape ``(..., T, P)``.
+    nlags
+        L.
+
+    Returns
+    -------
+    jax.Array
+        Shape ``(..., T - L, P*L + 1)``.
+    """
+    num_frames = x.shape[-2]
+    lags = [x[..., lag : num_frames - nlags + lag, :] for lag in range(nlags)]
+    ones = jnp.ones(x.shape[:-2] + (num_frames - nlags, 1), x.dtype)
+    return jnp.concatenate([*lags, ones], axis=-1)
+
+
+def ar_sufficient_stats(
+    x: jax.Array, z: jax.Array, weights: jax.Array, num_states: int, nlags: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Per-state sums ``(Sxx, Syx, Syy, n)`` in one pass over the frames.
+
+    Parameters
+    ----------
+    x
+        Latent trajectories, shape ``(N, T, P)``.
+    z
+        States for frames L..T-1, shape ``(N, T - L)``.
+    weights
+        Frame weights for frames L..T-1 (the real-frame mask), ``(N, T - L)``.
+    num_states, nlags
+        S and L.
+
+    Returns
+    -------
+    tuple
+        Shapes ``(S, R, R)``, ``(S, P, R)``, ``(S, P, P)``, ``(S,)`` with
+        ``R = P*L + 1``.
+    """
+    regressors = lagged_regressors(x, nlags)
+    targets = x[:, nlags:, :]
+    joint = jnp.concatenate([regressors, targets], axis=-1)
+    joint = joint.reshape(-1, joint.shape[-1]) * jnp.sqrt(weights.reshape(-1, 1))
+    outer = joint[:, :, None] * joint[:, None, :]
+    summed = jax.ops.segment_sum(outer, z.reshape(-1), num_segments=num_states)
+    size = regressors.shape[-1]
+    counts = jax.ops.segment_sum(weights.reshape(-1), z.reshape(-1), num_segments=num_states)
+    return summed[:, :size, :size], summed[:, size:, :size], summed[:, size:, size:], counts
+
+
+def resample_ar_params(
+    key: jax.Array,
+    stats: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    prior: ARPrior,
+) -> tuple[jax.Array, jax.Array]:
+    """Draw ``(Ab, Q)`` for every state from its MNIW posterior (states without data: prior)."""
+    num_states = stats[3].shape[0]
+    keys = jax.random.split(key, num_states)
+
+    def one_state(state_key, sxx, syx, syy, count):
+        posterior = mniw_posterior((sxx, syx, syy, count), tuple(prior))
+        return sample_mniw(state_key, posterior)
+
+    return jax.vmap(one_state)(keys, *stats)
+
+
+def init_ar_params(
+    key: jax.Array, num_states: int, prior: ARPrior
+) -> tuple[jax.Array, jax.Array]:
+    """Draw ``(Ab, Q)`` for every state from the prior."""
+    dim, size = prior.M_0.shape
+    zeros = (
+        jnp.zeros((num_states, size, size), prior.M_0.dtype),
+        jnp.zeros((num_states, dim, size), prior.M_0.dtype),
+        jnp.zeros((num_states, dim, dim), prior.M_0.dtype),
+        jnp.zeros((num_states,), prior.M_0.dtype),
+    )
+    return resample_ar_params(key, zeros, prior)
+
+
+def ar_log_likelihoods(x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int) -> jax.Array:
+    """Gaussian log-likelihood of every frame t >= L under every state.
+
+    The residuals are whitened by the Cholesky factors of ``Q_j`` and all states
+    are evaluated with one matrix product over the frames.
+
+    Parameters
+    ----------
+    x
+        Shape ``(N, T, P)``.
+    Ab, Q
+        Shapes ``(S, P, P*L+1)`` and ``(S, P, P)``.
+    nlags
+        L.
+
+    Returns
+    -------
+    jax.Array
+        Shape ``(N, T - L, S)``.
+    """
+    num_states, dim, _ = Ab.shape
+    chol = psd_cholesky(Q)
+    whitened_ab = jax.vmap(lambda c, ab: solve_triangular(c, ab, lower=True))(chol, Ab)
+    whitener = jax.vmap(lambda c: solve_triangular(c, jnp.eye(dim, dtype=c.dtype), lower=True))(chol)
+    # joint [regressors; target] -> whitened residual  L^{-1} x_t - L^{-1} Ab x~_t
+    weights = jnp.concatenate([-whitened_ab, whitener], axis=-1)  # (S, P, R + P)
+    weights = weights.transpose(2, 0, 1).reshape(-1, num_states * dim)
+    joint = jnp.concatenate([lagged_regressors(x, nlags), x[..., nlags:, :]], axis=-1)
+    residual = (joint @ weights).reshape(joint.shape[:-1] + (num_states, dim))
+    log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    return -0.5 * (residual**2).sum(-1) - log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
+
+
+def ar_log_prior(Ab: jax.Array, Q: jax.Array, prior: ARPrior) -> jax.Array:
+    """Sum over states of ``log IW(Q_j; nu_0, S_0) + log MN(Ab_j; M_0, Q_j, K_0)``."""
+    dim, size = prior.M_0.shape
+    nu = prior.nu_0
+    chol_q = psd_cholesky(Q)
+    logdet_q = 2 * jnp.log(jnp.diagonal(chol_q, axis1=-2, axis2=-1)).sum(-1)
+    logdet_s = 2 * jnp.log(jnp.diag(psd_cholesky(prior.S_0))).sum()
+    q_inv = jax.vmap(lambda c: jax.scipy.linalg.cho_solve((c, True), jnp.eye(dim, dtype=c.dtype)))(chol_q)
+    iw = (
+        0.5 * nu * logdet_s
+        - 0.5 * nu * dim * jnp.log(2.0)
+        - jax.scipy.special.multigammaln(nu / 2, dim)
+        - 0.5 * (nu + dim + 1) * logdet_q
+        - 0.5 * jnp.einsum("ij,sji->s", prior.S_0, q_inv)
+    )
+    k_inv = jnp.linalg.inv(prior.K_0)
+    logdet_k = jnp.linalg.slogdet(prior.K_0)[1]
+    delta = Ab - prior.M_0
+    quad = jnp.einsum("spr,rc,sqc,sqp->s", delta, k_inv, delta, q_inv)
+    mn = -0.5 * (dim * size * jnp.log(2 * jnp.pi) + dim * logdet_k + size * logdet_q + quad)
+    return (iw + mn).sum()

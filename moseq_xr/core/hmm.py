@@ -1,0 +1,157 @@
+"""Discrete-state message passing: filtering, smoothing and sampling.
+
+All functions take one sequence (``log_likelihoods`` of shape ``(T, S)``) and a
+log transition matrix; use ``jax.vmap`` over sequences. Frames whose
+log-likelihood is 0 for every state are uninformative (that is how padding is
+handled: the caller multiplies log-likelihoods by the frame mask). The initial
+state distribution is uniform.
+
+Two samplers give draws from the same posterior ``p(z | x)``:
+
+* :func:`sample_states_serial` — forward filtering in probability space with
+  per-frame rescaling, then backward sampling; O(T S^2) work, T sequential steps.
+* :func:`sample_states_parallel` — the temporal parallelisation of
+  Hassan, Särkkä & García-Fernández (2021): prefix products of the S x S
+  forward operators by associative scan, then backward sampling by composing,
+  again by associative scan, the maps ``z_{t+1} -> z_t`` drawn for every
+  possible next state. O(T S^3) work, O(log T) depth: worth it on accelerators
+  for small S or long sequences, not on a CPU.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _scaled_likelihoods(log_likelihoods: jax.Array) -> tuple[jax.Array, jax.Array]:
+    peak = log_likelihoods.max(axis=-1, keepdims=True)
+    return jnp.exp(log_likelihoods - peak), peak[..., 0]
+
+
+def forward_filter(
+    log_pi: jax.Array, log_likelihoods: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Filtered state probabilities ``p(z_t | x_{0:t})`` and the log normaliser.
+
+    Parameters
+    ----------
+    log_pi
+        Log transition matrix, shape ``(S, S)`` (rows: from).
+    log_likelihoods
+        Shape ``(T, S)``.
+
+    Returns
+    -------
+    tuple
+        ``(filtered (T, S), log p(x_{0:T-1}))``.
+    """
+    transition = jnp.exp(log_pi)
+    likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
+    num_states = log_pi.shape[0]
+    first = likelihoods[0] / num_states
+    first_norm = first.sum()
+
+    def step(previous, likelihood):
+        unnormalised = (previous @ transition) * likelihood
+        norm = unnormalised.sum()
+        return unnormalised / norm, (unnormalised / norm, norm)
+
+    _, (filtered, norms) = jax.lax.scan(step, first / first_norm, likelihoods[1:])
+    filtered = jnp.concatenate([(first / first_norm)[None], filtered])
+    log_norm = jnp.log(first_norm) + jnp.log(norms).sum() + peaks.sum()
+    return filtered, log_norm
+
+
+def _categorical_from_uniform(probs: jax.Array, uniform: jax.Array) -> jax.Array:
+    """Inverse-CDF draw from unnormalised ``probs`` using one uniform number."""
+    cumulative = jnp.cumsum(probs, axis=-1)
+    threshold = uniform * cumulative[..., -1:]
+    return jnp.minimum((cumulative < threshold).sum(axis=-1), probs.shape[-1] - 1)
+
+
+def sample_states_serial(
+    key: jax.Array, log_pi: jax.Array, log_likelihoods: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Draw ``z ~ p(z | x)`` by forward filtering, backward sampling.
+
+    Returns
+    -------
+    tuple
+        ``(z (T,) int32, log p(x))``.
+    """
+    filtered, log_norm = forward_filter(log_pi, log_likelihoods)
+    transition = jnp.exp(log_pi)
+    uniforms = jax.random.uniform(key, (log_likelihoods.shape[0],), filtered.dtype)
+    last = _categorical_from_uniform(filtered[-1], uniforms[-1])
+
+    def step(next_state, inputs):
+        probs, uniform = inputs
+        state = _categorical_from_uniform(probs * transition[:, next_state], uniform)
+        return state, state
+
+    _, states = jax.lax.scan(step, last, (filtered[:-1], uniforms[:-1]), reverse=True)
+    return jnp.concatenate([states, last[None]]).astype(jnp.int32), log_norm
+
+
+def smoother_marginals(log_pi: jax.Array, log_likelihoods: jax.Array) -> jax.Array:
+    """Exact posterior marginals ``p(z_t | x)`` (forward-backward), shape ``(T, S)``."""
+    filtered, _ = forward_filter(log_pi, log_likelihoods)
+    transition = jnp.exp(log_pi)
+    likelihoods, _ = _scaled_likelihoods(log_likelihoods)
+
+    def step(backward, inputs):
+        likelihood = inputs
+        message = transition @ (backward * likelihood)
+        message = message / message.sum()
+        return message, message
+
+    last = jnp.ones_like(filtered[-1])
+    _, backward = jax.lax.scan(step, last, likelihoods[1:], reverse=True)
+    backward = jnp.concatenate([backward, last[None]])
+    marginals = filtered * backward
+    return marginals / marginals.sum(axis=-1, keepdims=True)
+
+
+def _normalised_product(left: jax.Array, right: jax.Array) -> jax.Array:
+    product = left @ right
+    return product / product.sum(axis=(-2, -1), keepdims=True)
+
+
+def parallel_filter(log_pi: jax.Array, log_likelihoods: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`forward_filter` by associative scan over the forward operators."""
+    transition = jnp.exp(log_pi)
+    likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
+    num_states = log_pi.shape[0]
+    first = jnp.tile(likelihoods[0] / num_states, (num_states, 1))  # every row: a_0
+    operators = transition[None] * likelihoods[1:, None, :]
+    elements = jnp.concatenate([first[None] / first.sum(), operators])
+    norms = elements.sum(axis=(-2, -1), keepdims=True)
+    prefix = jax.lax.associative_scan(_normalised_product, elements / norms)
+    filtered = prefix[:, 0, :] / prefix[:, 0, :].sum(axis=-1, keepdims=True)
+    predicted = jnp.concatenate([filtered[:1] * 0 + 1.0 / num_states, filtered[:-1] @ transition])
+    step_norms = (predicted * likelihoods).sum(axis=-1)
+    return filtered, jnp.log(step_norms).sum() + peaks.sum()
+
+
+def sample_states_parallel(
+    key: jax.Array, log_pi: jax.Array, log_likelihoods: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Same distribution as :func:`sample_states_serial`, by parallel scans."""
+    filtered, log_norm = parallel_filter(log_pi, log_likelihoods)
+    transition = jnp.exp(log_pi)
+    num_frames, num_states = filtered.shape
+    key_last, key_maps = jax.random.split(key)
+    last = _categorical_from_uniform(filtered[-1], jax.random.uniform(key_last, (), filtered.dtype))
+    # maps[t, k] = a draw of z_t given z_{t+1} = k
+    conditional = filtered[:-1, None, :] * transition.T[None, :, :]
+    uniforms = jax.random.uniform(key_maps, (num_frames - 1, num_states), filtered.dtype)
+    maps = _categorical_from_uniform(conditional, uniforms[..., None])
+    maps = jnp.concatenate([maps, jnp.full((1, num_states), last, maps.dtype)])
+
+    def compose(later, earlier):
+        # apply `later` (closer to the end) first, then `earlier`
+        return jnp.take_along_axis(earlier, later, axis=-1)
+
+    composed = jax.lax.associative_scan(compose, maps, reverse=True)
+    return composed[:, 0].astype(jnp.int32), log_norm

@@ -1,0 +1,307 @@
+"""The keypoint-SLDS state, its initialisation and one Gibbs sweep.
+
+Blackjax-style kernel API::
+
+    state = init(key, data, hypers, config, pose_init)
+    state, info = step(key, state, data, hypers, config)
+
+``config`` (:class:`ModelConfig`) holds the static choices (shapes, stage,
+message-passing mode); changing it recompiles. ``hypers`` (:class:`Hypers`)
+holds hyperparameters as arrays so they can be changed, or vmapped over (a
+kappa scan), without recompiling. ``state`` carries parameters and latent
+variables; ``info`` carries diagnostics and is never fed back.
+
+Stages: ``"ar"`` resamples the sticky-HDP transitions, the AR parameters and
+the syllables with the pose trajectories ``x`` fixed at their PCA
+initialisation; ``"full"`` adds the pose latents, heading, centroid and noise
+scales of the keypoint model.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from moseq_xr.core.autoregression import (
+    ARPrior,
+    ar_log_likelihoods,
+    ar_log_prior,
+    ar_sufficient_stats,
+    init_ar_params,
+    resample_ar_params,
+)
+from moseq_xr.core.durations import median_run_length
+from moseq_xr.core.hmm import sample_states_parallel, sample_states_serial
+from moseq_xr.core.transitions import (
+    TransitionHypers,
+    init_transitions,
+    resample_transitions,
+    transitions_log_prior,
+)
+
+
+class ModelConfig(NamedTuple):
+    """Static configuration (hashable; part of the compiled step's identity).
+
+    Attributes
+    ----------
+    num_states
+        Truncation level S of the HDP.
+    nlags
+        Order L of the autoregression.
+    latent_dim
+        Dimension P of the pose latent space.
+    stage
+        ``"ar"`` or ``"full"``.
+    parallel_message_passing
+        Use the associative-scan samplers instead of the serial ones.
+    """
+
+    num_states: int = 100
+    nlags: int = 3
+    latent_dim: int = 4
+    stage: str = "ar"
+    parallel_message_passing: bool = False
+
+
+class Hypers(NamedTuple):
+    """Hyperparameters as arrays: sticky-HDP transitions and the AR prior."""
+
+    trans: TransitionHypers
+    ar: ARPrior
+
+
+class Params(NamedTuple):
+    """Model parameters.
+
+    Attributes
+    ----------
+    betas
+        Global state weights, ``(S,)``.
+    pi
+        Transition matrix, ``(S, S)``.
+    Ab
+        AR matrices with bias column, ``(S, P, P*L + 1)``.
+    Q
+        AR noise covariances, ``(S, P, P)``.
+    Cd
+        Emission matrix with offset column, ``((K-1)*D, P + 1)``.
+    sigmasq
+        Per-keypoint noise scale, ``(K,)``.
+    """
+
+    betas: jax.Array
+    pi: jax.Array
+    Ab: jax.Array
+    Q: jax.Array
+    Cd: jax.Array
+    sigmasq: jax.Array
+
+
+class Latents(NamedTuple):
+    """Latent variables of every segment row.
+
+    Attributes
+    ----------
+    z
+        Syllables of frames L..T-1, ``(N, T - L)`` int32.
+    x
+        Pose latent trajectories, ``(N, T, P)``.
+    v
+        Centroids, ``(N, T, D)``.
+    h
+        Headings in radians, ``(N, T)``.
+    s
+        Per-frame, per-keypoint noise scales, ``(N, T, K)``.
+    """
+
+    z: jax.Array
+    x: jax.Array
+    v: jax.Array
+    h: jax.Array
+    s: jax.Array
+
+
+class ModelState(NamedTuple):
+    """Everything the next sweep needs."""
+
+    params: Params
+    latents: Latents
+
+
+class ModelData(NamedTuple):
+    """Observed data of every segment row.
+
+    Attributes
+    ----------
+    Y
+        Keypoints, ``(N, T, K, D)``.
+    mask
+        1 on real frames, 0 on padding, ``(N, T)``.
+    noise_prior
+        Prior scale s0 of the per-keypoint noise, ``(N, T, K)`` (from confidences).
+    """
+
+    Y: jax.Array
+    mask: jax.Array
+    noise_prior: jax.Array
+
+
+class StepInfo(NamedTuple):
+    """Diagnostics of one sweep (scalars).
+
+    ``log_joint = log_prior + log_prob_states + log_likelihood`` where the
+    likelihood term is that of the pose trajectories under the AR dynamics
+    (AR stage) and the prior covers the transition and AR parameters.
+    """
+
+    log_joint: jax.Array
+    log_likelihood: jax.Array
+    log_prob_states: jax.Array
+    log_prior: jax.Array
+    median_duration: jax.Array
+    num_states_used: jax.Array
+    finite: jax.Array
+
+
+def state_mask(mask: jax.Array, nlags: int) -> jax.Array:
+    """Mask of the frames that have a syllable (frames L..T-1)."""
+    return mask[:, nlags:]
+
+
+def sample_syllables(
+    key: jax.Array,
+    log_pi: jax.Array,
+    log_likelihoods: jax.Array,
+    parallel: bool,
+) -> tuple[jax.Array, jax.Array]:
+    """Draw state sequences for every row; returns ``(z (N, T'), log p(x) (N,))``."""
+    sampler = sample_states_parallel if parallel else sample_states_serial
+    keys = jax.random.split(key, log_likelihoods.shape[0])
+    return jax.vmap(sampler, in_axes=(0, None, 0))(keys, log_pi, log_likelihoods)
+
+
+def _masked_log_likelihoods(x, params: Params, zmask, config: ModelConfig) -> jax.Array:
+    return ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+
+
+def _log_prob_states(z: jax.Array, pi: jax.Array, zmask: jax.Array) -> jax.Array:
+    log_pi = jnp.log(pi)
+    return (log_pi[z[:, :-1], z[:, 1:]] * zmask[:, 1:]).sum()
+
+
+def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepInfo:
+    params, z = state.params, state.latents.z
+    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0].sum()
+    log_states = _log_prob_states(z, params.pi, zmask)
+    log_prior = transitions_log_prior(params.betas, params.pi, hypers.trans) + ar_log_prior(
+        params.Ab, params.Q, hypers.ar
+    )
+    leaves = jax.tree_util.tree_leaves(state)
+    finite = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
+    used = jnp.bincount(z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]) > 0
+    return StepInfo(
+        log_joint=log_prior + log_states + chosen,
+        log_likelihood=chosen,
+        log_prob_states=log_states,
+        log_prior=log_prior,
+        median_duration=median_run_length(z, zmask),
+        num_states_used=used.sum(),
+        finite=finite,
+    )
+
+
+def ar_step(
+    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+) -> tuple[ModelState, StepInfo]:
+    """One sweep of the AR stage: ``(beta, pi)``, then ``(Ab, Q)``, then ``z``."""
+    key_trans, key_ar, key_z = jax.random.split(key, 3)
+    params, latents = state.params, state.latents
+    zmask = state_mask(data.mask, config.nlags)
+    betas, pi = resample_transitions(key_trans, latents.z, zmask, params.betas, hypers.trans)
+    stats = ar_sufficient_stats(latents.x, latents.z, zmask, config.num_states, config.nlags)
+    Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
+    params = params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
+    log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
+    z, _ = sample_syllables(key_z, jnp.log(pi), log_lik, config.parallel_message_passing)
+    new_state = ModelState(params, latents._replace(z=z))
+    return new_state, _info(new_state, log_lik, zmask, hypers)
+
+
+def step(
+    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+) -> tuple[ModelState, StepInfo]:
+    """One Gibbs sweep of the stage named in ``config``."""
+    if config.stage == "ar":
+        return ar_step(key, state, data, hypers, config)
+    raise NotImplementedError(f"stage {config.stage!r} is not implemented yet")
+
+
+def init_discrete(
+    key: jax.Array, latents: Latents, mask: jax.Array, hypers: Hypers, config: ModelConfig
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Prior draws of ``(beta, pi, Ab, Q)`` and ``z`` sampled given ``x``."""
+    key_trans, key_ar, key_z = jax.random.split(key, 3)
+    dtype = latents.x.dtype
+    betas, pi = init_transitions(key_trans, config.num_states, hypers.trans, dtype)
+    Ab, Q = init_ar_params(key_ar, config.num_states, hypers.ar)
+    zmask = state_mask(mask, config.nlags)
+    log_lik = ar_log_likelihoods(latents.x, Ab, Q, config.nlags) * zmask[..., None]
+    z, _ = sample_syllables(key_z, jnp.log(pi), log_lik, config.parallel_message_passing)
+    return betas, pi, Ab, Q, z
+
+
+def init(
+    key: jax.Array,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+    pose: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+) -> ModelState:
+    """Initial state from the PCA-based pose initialisation.
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    data, hypers, config
+        See the module docstring.
+    pose
+        ``(Cd, x, v, h)`` from :func:`moseq_xr.core.keypoints.init_pose`.
+
+    Returns
+    -------
+    ModelState
+        Transition and AR parameters drawn from the prior, syllables sampled
+        given ``x``, noise scales at their prior scale, ``sigmasq = 1``.
+    """
+    Cd, x, v, h = pose
+    num_keypoints = data.Y.shape[2]
+    latents = Latents(
+        z=jnp.zeros((x.shape[0], x.shape[1] - config.nlags), jnp.int32),
+        x=x, v=v, h=h, s=data.noise_prior.astype(x.dtype),
+    )
+    betas, pi, Ab, Q, z = init_discrete(key, latents, data.mask, hypers, config)
+    params = Params(betas, pi, Ab, Q, Cd, jnp.ones((num_keypoints,), x.dtype))
+    return ModelState(params, latents._replace(z=z))
+
+
+def make_hypers(
+    config: ModelConfig,
+    *,
+    alpha: float = 5.7,
+    gamma: float = 1e3,
+    kappa: float = 1e6,
+    S_0_scale: float = 0.01,
+    K_0_scale: float = 10.0,
+    dtype=None,
+) -> Hypers:
+    """Hyperparameters with the keypoint-MoSeq defaults."""
+    from moseq_xr.core.autoregression import make_ar_prior
+
+    dtype = dtype or jnp.result_type(float)
+    trans = TransitionHypers(*(jnp.asarray(v, dtype) for v in (alpha, gamma, kappa)))
+    ar = make_ar_prior(config.latent_dim, config.nlags, S_0_scale, K_0_scale, dtype)
+    return Hypers(trans=trans, ar=ar)
