@@ -288,44 +288,22 @@ def cmd_load(args: argparse.Namespace, console: Console) -> int:
 # -------------------------------------------------------------------------- qc
 
 
+#: qc thresholds: (option, type, default, help); defaults are those of moseq_xr.qc.
+QC_OPTIONS: tuple[tuple[str, type, float | None, str], ...] = (
+    ("--conf-threshold", float, 0.5, "confidence below this is low"),
+    ("--outlier-scale", float, 6.0, "MADs from the body medoid that make an outlier"),
+    ("--min-frames", int, None, "shortest recording worth modelling (default 10 s)"),
+    ("--nan-warn", float, 0.5, "warn above this share of missing frames"),
+    ("--low-conf-warn", float, 0.5, "warn above this share of low-confidence frames"),
+    ("--outlier-warn", float, 0.05, "warn above this share of outlier frames"),
+)
+
+
 def _add_qc_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store (.zarr)")
-    parser.add_argument(
-        "--conf-threshold",
-        type=float,
-        default=0.5,
-        help="confidence below this is low (default 0.5)",
-    )
-    parser.add_argument(
-        "--outlier-scale",
-        type=float,
-        default=6.0,
-        help="MADs from the body medoid that make an outlier (default 6)",
-    )
-    parser.add_argument(
-        "--min-frames",
-        type=int,
-        default=None,
-        help="shortest recording worth modelling (default: 10 s of frames)",
-    )
-    parser.add_argument(
-        "--nan-warn",
-        type=float,
-        default=0.5,
-        help="warn above this share of missing frames (default 0.5)",
-    )
-    parser.add_argument(
-        "--low-conf-warn",
-        type=float,
-        default=0.5,
-        help="warn above this share of low-confidence frames (default 0.5)",
-    )
-    parser.add_argument(
-        "--outlier-warn",
-        type=float,
-        default=0.05,
-        help="warn above this share of outlier frames (default 0.05)",
-    )
+    for option, kind, default, text in QC_OPTIONS:
+        shown = "" if default is None else f" (default {default:g})"
+        parser.add_argument(option, type=kind, default=default, help=text + shown)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -339,19 +317,11 @@ def cmd_qc(args: argparse.Namespace, console: Console) -> int:
     from moseq_xr.qc import qc
 
     ds, _ = _open_project(args.store)
+    names = [option.removeprefix("--").replace("-", "_") for option, *_ in QC_OPTIONS]
+    thresholds = {name: getattr(args, name) for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)  # the table lists them
-        report = qc(
-            ds,
-            conf_threshold=args.conf_threshold,
-            outlier_scale=args.outlier_scale,
-            min_frames=args.min_frames,
-            nan_warn=args.nan_warn,
-            low_conf_warn=args.low_conf_warn,
-            outlier_warn=args.outlier_warn,
-            show=True,
-            console=console,
-        )
+        report = qc(ds, show=True, console=console, **thresholds)
     return 1 if args.strict and report.attrs["warnings"] else 0
 
 

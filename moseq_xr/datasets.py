@@ -220,8 +220,9 @@ def example_poses(
 
     Examples
     --------
-    >>> ds = moseq_xr.datasets.example_poses(num_recordings=1)  # doctest: +SKIP
-    >>> ds.position.sizes["keypoint"]  # doctest: +SKIP
+    >>> from moseq_xr.datasets import example_poses
+    >>> ds = example_poses(num_recordings=1, num_frames=60)
+    >>> ds.sizes["keypoint"]
     8
     """
     if num_recordings < 1 or num_frames < 2:

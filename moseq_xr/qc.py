@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from moseq_xr.exceptions import DataQualityWarning
+from moseq_xr.preprocess.cleaning import flag_outliers
 from moseq_xr.schema import names as N
 from moseq_xr.schema import validate
 
@@ -57,41 +58,6 @@ def default_min_frames(fps: float) -> int:
     return max(math.ceil(MIN_DURATION_S * float(fps)), MIN_MODEL_FRAMES)
 
 
-def medoid_distance_outliers(position: np.ndarray, scale: float = 6.0) -> np.ndarray:
-    """Flag keypoints far from the body by the medoid-distance rule.
-
-    For each frame the medoid is the per-coordinate median over keypoints;
-    ``d[t, k]`` is the distance of keypoint ``k`` from it. A keypoint is an
-    outlier in frame ``t`` when ``d[t, k] > median_t(d[:, k]) + scale *
-    MAD_t(d[:, k])`` (unscaled median absolute deviation, upper tail only).
-    Missing keypoints are never flagged.
-
-    Parameters
-    ----------
-    position
-        Shape ``(time, space, keypoint, ...)`` for one recording; trailing
-        axes (e.g. individual) are treated independently. NaN = missing.
-    scale
-        Number of MADs above the median distance (keypoint-MoSeq's
-        ``outlier_scale_factor``, 6 by default).
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean, shape ``(time, keypoint, ...)``.
-    """
-    position = np.asarray(position, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        medoid = np.nanmedian(position, axis=2, keepdims=True)
-        distance = np.sqrt(np.sum((position - medoid) ** 2, axis=1))
-        median = np.nanmedian(distance, axis=0)
-        mad = np.nanmedian(np.abs(distance - median), axis=0)
-    threshold = median + scale * mad
-    with np.errstate(invalid="ignore"):
-        return distance > threshold
-
-
 class _RecordingStats(NamedTuple):
     nan: np.ndarray  # (keypoint, individual) proportions
     low_confidence: np.ndarray
@@ -102,18 +68,20 @@ class _RecordingStats(NamedTuple):
 
 
 def _recording_stats(
-    position: np.ndarray, confidence: np.ndarray, conf_threshold: float, scale: float
+    position: np.ndarray,
+    confidence: np.ndarray,
+    outlier: np.ndarray,
+    conf_threshold: float,
 ) -> _RecordingStats:
     """Statistics of one recording's real frames.
 
     ``position`` is ``(time, space, keypoint, individual)``, ``confidence``
-    ``(time, keypoint, individual)``, both cut to ``n_frames``.
+    and ``outlier`` ``(time, keypoint, individual)``, all cut to ``n_frames``.
     """
     n_frames = position.shape[0]
     missing = np.isnan(position).any(axis=1)
     with np.errstate(invalid="ignore"):
         low_confidence = ~missing & (confidence < conf_threshold)
-    outlier = medoid_distance_outliers(position, scale)
     unusable = missing | low_confidence | outlier
     return _RecordingStats(
         nan=missing.sum(axis=0) / n_frames,
@@ -154,16 +122,15 @@ def _collect_stats(
     ds: xr.Dataset, conf_threshold: float, outlier_scale: float
 ) -> list[_RecordingStats]:
     """Statistics per recording, reading one recording at a time."""
+    per_frame = (N.TIME, N.KEYPOINT, N.INDIVIDUAL)
+    outliers = flag_outliers(ds, scale=outlier_scale)
     stats = []
     for index, n_frames in enumerate(ds["n_frames"].values):
         frames = {N.RECORDING: index, N.TIME: slice(0, int(n_frames))}
         position = ds["position"].isel(frames).transpose(*N.DIMS[1:]).values
-        confidence = (
-            ds["confidence"].isel(frames).transpose(N.TIME, N.KEYPOINT, N.INDIVIDUAL)
-        )
-        stats.append(
-            _recording_stats(position, confidence.values, conf_threshold, outlier_scale)
-        )
+        confidence = ds["confidence"].isel(frames).transpose(*per_frame).values
+        outlier = outliers.isel(frames).transpose(*per_frame).values
+        stats.append(_recording_stats(position, confidence, outlier, conf_threshold))
     return stats
 
 
@@ -267,18 +234,17 @@ def _threshold_warnings(report: xr.Dataset, rec: int) -> list[str]:
     name = str(report[N.RECORDING].values[rec])
     attrs = report.attrs
     checks = (
-        ("nan_proportion", attrs["nan_warn"], "missing in more than {:.0%} of frames"),
+        ("nan_proportion", attrs["nan_warn"], "missing in more than {} of frames"),
         (
             "low_confidence_proportion",
             attrs["low_conf_warn"],
-            f"confidence below {attrs['conf_threshold']:g} in more than "
-            "{:.0%} of frames",
+            f"confidence below {attrs['conf_threshold']:g} in more than {{}} of frames",
         ),
         (
             "outlier_proportion",
             attrs["outlier_warn"],
             f"medoid-distance outliers (scale {attrs['outlier_scale']:g}) in more than "
-            "{:.0%} of frames",
+            "{} of frames",
         ),
     )
     always = report["always_missing"].values
@@ -287,10 +253,9 @@ def _threshold_warnings(report: xr.Dataset, rec: int) -> list[str]:
         values = report[variable].values
         mask = (values > threshold) & ~always
         if mask[rec].any():
+            problem = text.format(_percent(threshold))
             listed = _listed(report, rec, mask, values)
-            messages.append(
-                f"recording '{name}': {text.format(threshold)} for keypoint(s) {listed}"
-            )
+            messages.append(f"recording '{name}': {problem} for keypoint(s) {listed}")
     return messages
 
 
@@ -351,7 +316,7 @@ def qc(
         ``conf_threshold``).
     outlier_scale
         MADs above the median distance from the body medoid beyond which a
-        keypoint is an outlier (see :func:`medoid_distance_outliers`).
+        keypoint is an outlier (see :func:`moseq_xr.preprocess.flag_outliers`).
     min_frames
         Recordings with fewer frames are flagged as too short to model.
         Default: :func:`default_min_frames` (10 s of video, at least 7).
@@ -498,8 +463,9 @@ def _thresholds_line(attrs: dict[str, Any]) -> str:
     return (
         f"thresholds: confidence < {attrs['conf_threshold']:g} is low; outliers "
         f"beyond {attrs['outlier_scale']:g} MAD; min_frames {attrs['min_frames']}; "
-        f"warn above {attrs['nan_warn']:.0%} missing, {attrs['low_conf_warn']:.0%} "
-        f"low confidence, {attrs['outlier_warn']:.0%} outliers"
+        f"warn above {_percent(attrs['nan_warn'])} missing, "
+        f"{_percent(attrs['low_conf_warn'])} low confidence, "
+        f"{_percent(attrs['outlier_warn'])} outliers"
     )
 
 

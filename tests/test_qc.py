@@ -12,12 +12,7 @@ from rich.console import Console
 
 import moseq_xr
 from moseq_xr.exceptions import DataQualityWarning
-from moseq_xr.qc import (
-    MIN_MODEL_FRAMES,
-    default_min_frames,
-    medoid_distance_outliers,
-    qc,
-)
+from moseq_xr.qc import MIN_MODEL_FRAMES, default_min_frames, qc
 
 KEYPOINTS = ["k0", "k1", "k2", "k3", "k4"]
 TEMPLATE = np.array([[20.0, 0.0], [10.0, 5.0], [10.0, -5.0], [0.0, 0.0], [-15.0, 0.0]])
@@ -37,13 +32,14 @@ def _body(n_frames: int, seed: int) -> np.ndarray:
 def _hand_built() -> xr.Dataset:
     """Recording a: 200 frames; recording b: 60 frames (60 padding frames)."""
     pos_a = _body(200, seed=1)
-    pos_a[0:50, 1] = np.nan  # k1 missing 50/200
-    pos_a[10:20, 2, 0] = np.nan  # k2 only x missing 10/200 (any coordinate counts)
+    # Missing points chosen so that the per-coordinate medoid does not move.
+    pos_a[0:50, 4] = np.nan  # k4 missing 50/200
+    pos_a[10:20, 2, 1] = np.nan  # k2 only y missing 10/200 (any coordinate counts)
     for frame, keypoint in PLANTED_OUTLIERS:
         pos_a[frame, keypoint] += [120.0, -80.0]
     conf_a = np.full((200, 5), 0.9)
     conf_a[0:80, 3] = 0.2  # k3 low confidence 80/200
-    conf_a[0:60, 1] = 0.1  # k1: 50 of these frames are missing, so 10/200 low
+    conf_a[0:60, 4] = 0.1  # k4: 50 of these frames are missing, so 10/200 low
     conf_a[100, 0] = 0.5  # exactly at the threshold: not low
     pos_b = _body(60, seed=2)
     pos_b[0:6, 0] = np.nan  # k0 missing 6/60
@@ -70,7 +66,7 @@ def _value(report: xr.Dataset, name: str, recording: str, keypoint: str) -> floa
 
 
 def test_nan_proportion_exact(report):
-    expected_a = {"k0": 0.0, "k1": 50 / 200, "k2": 10 / 200, "k3": 0.0, "k4": 0.0}
+    expected_a = {"k0": 0.0, "k1": 0.0, "k2": 10 / 200, "k3": 0.0, "k4": 50 / 200}
     for keypoint, value in expected_a.items():
         assert _value(report, "nan_proportion", "a", keypoint) == pytest.approx(value)
 
@@ -88,7 +84,7 @@ def test_padding_never_counts(report):
 
 def test_low_confidence_counts_tracked_frames_only(report):
     assert _value(report, "low_confidence_proportion", "a", "k3") == pytest.approx(0.4)
-    assert _value(report, "low_confidence_proportion", "a", "k1") == pytest.approx(0.05)
+    assert _value(report, "low_confidence_proportion", "a", "k4") == pytest.approx(0.05)
     assert (
         _value(report, "low_confidence_proportion", "a", "k0") == 0.0
     )  # 0.5 not < 0.5
@@ -171,20 +167,25 @@ def test_each_warning_is_emitted(dataset):
 
 
 def test_thresholds_change_warnings(dataset):
-    with pytest.warns(DataQualityWarning, match="missing in more than 20%"):
+    with pytest.warns(DataQualityWarning) as caught:
         report = qc(dataset, nan_warn=0.2, min_frames=50, low_conf_warn=1.0, show=False)
+    assert len(caught) == 2
     assert report.attrs["warnings"] == [
-        "recording 'a': missing in more than 20% of frames for keypoint(s) k1 25%",
+        "recording 'a': missing in more than 20% of frames for keypoint(s) k4 25%",
         "recording 'b': keypoint(s) k3 missing in every frame",
     ]
 
 
 def test_outlier_warning(dataset):
-    with pytest.warns(DataQualityWarning, match="medoid-distance outliers"):
+    with pytest.warns(DataQualityWarning) as caught:
         report = qc(
             dataset, outlier_warn=0.001, min_frames=1, low_conf_warn=1.0, show=False
         )
-    assert any("k0 0.5%, k2 0.5%, k4 0.5%" in m for m in report.attrs["warnings"])
+    assert str(caught[0].message) == (
+        "recording 'a': medoid-distance outliers (scale 6) in more than 0.1% of frames "
+        "for keypoint(s) k0 0.5%, k2 0.5%, k4 0.5%"
+    )
+    assert len(report.attrs["warnings"]) == 2
 
 
 def test_clean_data_no_warnings():
@@ -273,23 +274,26 @@ def _outliers_by_loops(position: np.ndarray, scale: float) -> np.ndarray:
     return flags
 
 
-def test_medoid_rule_matches_definition():
+def test_outlier_counts_match_definition():
+    """qc counts what the §1.7 rule flags, per recording and individual."""
     rng = np.random.default_rng(7)
-    position = rng.standard_t(2, size=(300, 2, 6)) + np.arange(6)[None, None, :] * 4
-    position[rng.random((300, 2, 6)) < 0.03] = np.nan
-    for scale in (2.0, 6.0):
-        expected = _outliers_by_loops(position, scale)
-        assert np.array_equal(medoid_distance_outliers(position, scale), expected)
-    assert _outliers_by_loops(position, 2.0).sum() > 0
-
-
-def test_medoid_rule_trailing_axes_independent():
-    position = np.stack([_body(100, 1), _body(100, 2)], axis=-1).transpose(0, 2, 1, 3)
-    position[40, :, 2, 1] += 200.0  # (time, space, keypoint, individual)
-    flags = medoid_distance_outliers(position)
-    assert flags.shape == (100, 5, 2)
-    assert flags[40, 2, 1]
-    for individual in range(2):
-        assert np.array_equal(
-            flags[..., individual], medoid_distance_outliers(position[..., individual])
-        )
+    position = (
+        rng.standard_t(2, size=(300, 6, 2, 2)) + np.arange(6)[None, :, None, None]
+    )
+    position[rng.random(position.shape) < 0.03] = np.nan
+    ds = moseq_xr.from_arrays(
+        {"long": position, "short": position[:120] * 2.0},
+        [f"k{i}" for i in range(6)],
+        FPS,
+        individuals=["m1", "m2"],
+    )
+    with pytest.warns(DataQualityWarning):
+        report = qc(ds, outlier_scale=2.0, min_frames=1, show=False)
+    for recording, n_frames in (("long", 300), ("short", 120)):
+        for individual in ("m1", "m2"):
+            where = {"recording": recording, "individual": individual}
+            block = ds.position.sel(where).transpose("time", "space", "keypoint")
+            expected = _outliers_by_loops(block.values[:n_frames], 2.0).sum(axis=0)
+            got = report["outlier_count"].sel(where).values
+            assert got.tolist() == expected.tolist()
+    assert int(report["outlier_count"].sum()) > 0

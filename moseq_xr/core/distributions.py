@@ -123,9 +123,7 @@ def sample_log_dirichlet(key: jax.Array, concentration: jax.Array) -> jax.Array:
 def sample_dirichlet(key: jax.Array, concentration: jax.Array) -> jax.Array:
     """Dirichlet draw along the last axis, floored at the dtype's smallest normal."""
     probs = jnp.exp(sample_log_dirichlet(key, concentration))
-    tiny = jnp.finfo(probs.dtype).tiny
-    probs = probs + tiny
-    return probs / probs.sum(axis=-1, keepdims=True)
+    return jnp.maximum(probs, jnp.finfo(probs.dtype).tiny)
 
 
 def dirichlet_log_density(probs: jax.Array, concentration: jax.Array) -> jax.Array:

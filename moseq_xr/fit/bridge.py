@@ -24,6 +24,7 @@ Choices that differ from the reference, on purpose:
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any, NamedTuple
 
@@ -164,7 +165,7 @@ class _Sequence(NamedTuple):
 
 
 def _recording_sequences(ds: xr.Dataset, recording: int) -> list[_Sequence]:
-    """The tracked sequences of one recording, checked for gaps."""
+    """Return the tracked sequences of one recording, checked for gaps."""
     name = str(ds[N.RECORDING].values[recording])
     n_frames = int(ds["n_frames"].values[recording])
     one = ds.isel({N.RECORDING: recording, N.TIME: slice(0, n_frames)})
@@ -179,7 +180,9 @@ def _recording_sequences(ds: xr.Dataset, recording: int) -> list[_Sequence]:
         stop = int(n_frames - np.argmax(observed[::-1]))
         Y = positions[individual, first:stop]
         conf = confidences[individual, first:stop]
-        gaps = int((~np.isfinite(Y).all(axis=(1, 2)) | ~np.isfinite(conf).all(axis=1)).sum())
+        gaps = int(
+            (~np.isfinite(Y).all(axis=(1, 2)) | ~np.isfinite(conf).all(axis=1)).sum()
+        )
         if gaps:
             raise FitError(
                 f"recording {name!r}, individual "
@@ -191,7 +194,9 @@ def _recording_sequences(ds: xr.Dataset, recording: int) -> list[_Sequence]:
     return sequences
 
 
-def _drop_short(sequences: list[_Sequence], ds: xr.Dataset, min_length: int) -> list[_Sequence]:
+def _drop_short(
+    sequences: list[_Sequence], ds: xr.Dataset, min_length: int
+) -> list[_Sequence]:
     short = [s for s in sequences if s.Y.shape[0] < min_length]
     if short:
         names = [
@@ -200,11 +205,36 @@ def _drop_short(sequences: list[_Sequence], ds: xr.Dataset, min_length: int) -> 
             for s in short
         ]
         warnings.warn(
-            f"skipping sequences shorter than min_fragment_length={min_length}: {names}",
+            f"skipping sequences shorter than min_fragment_length={min_length}: "
+            f"{names}",
             DataQualityWarning,
             stacklevel=3,
         )
     return [s for s in sequences if s.Y.shape[0] >= min_length]
+
+
+def _cut_rows(
+    sequences: list[_Sequence], seg_length: int, overlap: int
+) -> dict[str, list[Any]]:
+    """Cut sequences into padded rows; return per-row lists of arrays and indices."""
+    row_length = seg_length + overlap
+    rows: dict[str, list[Any]] = {
+        key: [] for key in ("Y", "conf", "mask", "rec", "ind", "lo", "hi")
+    }
+    for sequence in sequences:
+        length = sequence.Y.shape[0]
+        for start in _row_starts(length, seg_length, overlap):
+            stop = min(start + row_length, length)
+            mask = np.zeros(row_length)
+            mask[: stop - start] = 1.0
+            rows["Y"].append(_pad_row(sequence.Y[start:stop], row_length))
+            rows["conf"].append(_pad_row(sequence.conf[start:stop], row_length))
+            rows["mask"].append(mask)
+            rows["rec"].append(sequence.recording)
+            rows["ind"].append(sequence.individual)
+            rows["lo"].append(sequence.first + start)
+            rows["hi"].append(sequence.first + stop)
+    return rows
 
 
 def to_segments(
@@ -247,7 +277,9 @@ def to_segments(
     FitError
         When no sequence is left or a tracked frame has NaNs.
     """
-    sequences = [s for r in range(ds.sizes[N.RECORDING]) for s in _recording_sequences(ds, r)]
+    sequences = [
+        s for r in range(ds.sizes[N.RECORDING]) for s in _recording_sequences(ds, r)
+    ]
     sequences = _drop_short(sequences, ds, min_fragment_length)
     if not sequences:
         raise FitError("no recording x individual has enough tracked frames to model")
@@ -257,22 +289,11 @@ def to_segments(
             lengths, max_seg_length, max_padding, min_fragment_length
         )
     if int(seg_length) < 1 or int(overlap) < 0:
-        raise FitError(f"need seg_length >= 1 and overlap >= 0, got {seg_length}, {overlap}")
+        raise FitError(
+            f"need seg_length >= 1 and overlap >= 0, got {seg_length}, {overlap}"
+        )
     seg_length, overlap = int(seg_length), int(overlap)
-    rows: dict[str, list[Any]] = {key: [] for key in ("Y", "conf", "mask", "rec", "ind", "lo", "hi")}
-    for sequence in sequences:
-        length = sequence.Y.shape[0]
-        for start in _row_starts(length, seg_length, overlap):
-            stop = min(start + seg_length + overlap, length)
-            mask = np.zeros(seg_length + overlap)
-            mask[: stop - start] = 1.0
-            rows["Y"].append(_pad_row(sequence.Y[start:stop], seg_length + overlap))
-            rows["conf"].append(_pad_row(sequence.conf[start:stop], seg_length + overlap))
-            rows["mask"].append(mask)
-            rows["rec"].append(sequence.recording)
-            rows["ind"].append(sequence.individual)
-            rows["lo"].append(sequence.first + start)
-            rows["hi"].append(sequence.first + stop)
+    rows = _cut_rows(sequences, seg_length, overlap)
     return Segments(
         Y=np.stack(rows["Y"]).astype(np.float64),
         conf=np.stack(rows["conf"]).astype(np.float64),
@@ -311,8 +332,10 @@ def owned_ranges(segments: Segments) -> tuple[np.ndarray, np.ndarray]:
     """
     owner_start = segments.start.copy()
     owner_end = segments.end.copy()
-    order = np.lexsort((segments.start, segments.individual_index, segments.recording_index))
-    for earlier, later in zip(order[:-1], order[1:], strict=True):
+    order = np.lexsort(
+        (segments.start, segments.individual_index, segments.recording_index)
+    )
+    for earlier, later in itertools.pairwise(order):
         same = (
             segments.recording_index[earlier] == segments.recording_index[later]
             and segments.individual_index[earlier] == segments.individual_index[later]
@@ -374,16 +397,21 @@ def from_segments(
             f"{segments.Y.shape[1]} frames with extra dims {dims_after_time}"
         )
     extra = values.shape[2:]
-    shape = (len(segments.recordings), len(segments.individuals), len(segments.time), *extra)
+    shape = (
+        len(segments.recordings),
+        len(segments.individuals),
+        len(segments.time),
+        *extra,
+    )
     dtype = np.result_type(values.dtype, np.asarray(fill).dtype)
     out = np.full(shape, fill, dtype=dtype)
     owner_start, owner_end = owned_ranges(segments)
     for row in range(segments.num_rows):
         lo, hi = int(owner_start[row]), int(owner_end[row])
         offset = lo - int(segments.start[row])
-        out[segments.recording_index[row], segments.individual_index[row], lo:hi] = values[
-            row, offset : offset + hi - lo
-        ]
+        out[segments.recording_index[row], segments.individual_index[row], lo:hi] = (
+            values[row, offset : offset + hi - lo]
+        )
     coords = {
         N.RECORDING: list(segments.recordings),
         N.INDIVIDUAL: list(segments.individuals),
@@ -392,5 +420,6 @@ def from_segments(
         "n_frames": (N.RECORDING, segments.n_frames),
         **_extra_coords(segments, dims_after_time, extra),
     }
-    return xr.DataArray(out, dims=(N.RECORDING, N.INDIVIDUAL, N.TIME, *dims_after_time),
-                        coords=coords)
+    return xr.DataArray(
+        out, dims=(N.RECORDING, N.INDIVIDUAL, N.TIME, *dims_after_time), coords=coords
+    )

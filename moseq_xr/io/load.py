@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from moseq_xr.exceptions import LoaderError
-from moseq_xr.io.registry import read_file, supported_sources
+from moseq_xr.exceptions import DataQualityWarning, FormatDetectionError, LoaderError
+from moseq_xr.io.registry import detect_source, read_file, supported_sources
 from moseq_xr.schema import RecordingData, build_dataset
 from moseq_xr.schema.names import DEFAULT_INDIVIDUAL
 
@@ -50,11 +51,17 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     LoaderError
         When an argument matches nothing.
     """
+    return [path for path, _ in _expand_with_origin(paths)]
+
+
+def _expand_with_origin(paths: PathLike | Sequence[PathLike]) -> list[tuple[Path, bool]]:
+    """Files to read, each with whether it was found by searching a directory."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
-    found: list[Path] = []
+    found: list[tuple[Path, bool]] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        searched = path.is_dir()
+        if searched:
             suffixes = _known_suffixes()
             matches = sorted(
                 p for p in path.rglob("*")
@@ -67,8 +74,34 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
             matches = [p for p in matches if p.is_file()]
         if not matches:
             raise LoaderError(item, "no such file, or no pose files match it")
-        found.extend(m for m in matches if m not in found)
+        known = {p for p, _ in found}
+        found.extend((m, searched) for m in matches if m not in known)
     return found
+
+
+def _recognised(files: list[tuple[Path, bool]], source: str) -> list[Path]:
+    """Drop files found by a directory search that no format recognises (warn once)."""
+    if source != "auto":
+        return [path for path, _ in files]
+    kept, skipped = [], []
+    for path, searched in files:
+        if searched:
+            try:
+                detect_source(path)
+            except FormatDetectionError:
+                skipped.append(path.as_posix())
+                continue
+        kept.append(path)
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} file(s) that are not pose files of a known format: "
+            f"{skipped}",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    if not kept:
+        raise LoaderError(", ".join(skipped), "none of these files is a pose file")
+    return kept
 
 
 def _unique_names(records: list[RecordingData]) -> None:
@@ -133,7 +166,7 @@ def load_poses(
     >>> ds = moseq_xr.load_poses("videos/*.h5", fps=30)  # doctest: +SKIP
     >>> ds.position.sel(recording="mouse1", keypoint="nose")  # doctest: +SKIP
     """
-    files = expand_paths(paths)
+    files = _recognised(_expand_with_origin(paths), source)
     records: list[RecordingData] = []
     for path in files:
         records.extend(read_file(path, source, dict(options)))

@@ -61,7 +61,9 @@ def _low_confidence_sequence(
     return out
 
 
-def interpolate_low_confidence(ds: xr.Dataset, conf_threshold: float = 0.5) -> xr.DataArray:
+def interpolate_low_confidence(
+    ds: xr.Dataset, conf_threshold: float = 0.5
+) -> xr.DataArray:
     """Positions with low-confidence keypoints interpolated from confident frames.
 
     A keypoint counts as confident in a frame when its position is finite and
@@ -132,7 +134,9 @@ def centroid_heading_from_position(
             axis.sel({N.SPACE: "x"}, drop=True),
             dask="allowed",
         )
-    return centroid.rename("centroid"), heading.transpose(*_HEADING_DIMS).rename("heading")
+    return centroid.rename("centroid"), heading.transpose(*_HEADING_DIMS).rename(
+        "heading"
+    )
 
 
 def compute_centroid_heading(
@@ -142,7 +146,7 @@ def compute_centroid_heading(
     fix_heading: bool = False,
     conf_threshold: float = 0.5,
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Initial centroid and heading of every recording x individual.
+    """Compute the initial centroid and heading of every recording x individual.
 
     Low-confidence keypoints are first interpolated
     (:func:`interpolate_low_confidence`), then the centroid is the mean over
@@ -200,12 +204,12 @@ def egocentric_align(
     """
     position = ds["position"] if isinstance(ds, xr.Dataset) else ds
     centred = position - centroid
-    x = centred.sel({N.SPACE: "x"})
-    y = centred.sel({N.SPACE: "y"})
+    x = centred.sel({N.SPACE: "x"}, drop=True)
+    y = centred.sel({N.SPACE: "y"}, drop=True)
     cos, sin = np.cos(heading), np.sin(heading)
     parts = [cos * x + sin * y, -sin * x + cos * y]
     if position.sizes[N.SPACE] == 3:
-        parts.append(centred.sel({N.SPACE: "z"}))
+        parts.append(centred.sel({N.SPACE: "z"}, drop=True))
     aligned = xr.concat(parts, dim=N.SPACE, coords="minimal", compat="override")
     aligned = aligned.assign_coords({N.SPACE: position[N.SPACE].values})
     aligned = aligned.transpose(*position.dims).rename("position")

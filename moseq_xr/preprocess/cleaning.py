@@ -78,7 +78,9 @@ def fill_linear(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     n_time = valid.shape[0]
     index = np.arange(n_time)[:, None]
     previous = np.maximum.accumulate(np.where(valid, index, -1), axis=0)
-    following = np.minimum.accumulate(np.where(valid, index, n_time)[::-1], axis=0)[::-1]
+    following = np.minimum.accumulate(np.where(valid, index, n_time)[::-1], axis=0)[
+        ::-1
+    ]
     previous = np.where(previous < 0, following, previous)
     following = np.where(following >= n_time, previous, following)
     has_valid = valid.any(axis=0)
@@ -309,7 +311,9 @@ def remove_outliers(ds: xr.Dataset, scale: float = 6.0) -> xr.Dataset:
 def _as_name_list(names: str | Sequence[str], what: str) -> list[str]:
     names = [names] if isinstance(names, str) else [str(n) for n in names]
     if not names:
-        raise SchemaError(N.KEYPOINT, f"{what} is empty; give at least one keypoint name")
+        raise SchemaError(
+            N.KEYPOINT, f"{what} is empty; give at least one keypoint name"
+        )
     return names
 
 
@@ -341,7 +345,8 @@ def keypoint_indices(
     unknown = [n for n in names if n not in available]
     if unknown:
         raise SchemaError(
-            N.KEYPOINT, f"unknown {what} {unknown}; the Dataset has keypoints {available}"
+            N.KEYPOINT,
+            f"unknown {what} {unknown}; the Dataset has keypoints {available}",
         )
     return [available.index(n) for n in names]
 

@@ -9,9 +9,9 @@ embedded in the ``(K-1)*D`` zero-sum subspace with the centring basis Gamma
 The fitted PCA is a Dataset in *keypoint* space, so it can be plotted, saved
 to the project store and read without knowing Gamma::
 
-    mean                      (keypoint, space)      mean aligned pose (zero-sum)
-    loadings                  (pc, keypoint, space)  unit components, zero-sum over keypoints
-    explained_variance        (pc)                   sample variance along each component
+    mean                      (keypoint, space)      mean aligned pose, zero-sum
+    loadings                  (pc, keypoint, space)  unit components, zero-sum
+    explained_variance        (pc)                   variance along each component
     explained_variance_ratio  (pc)
 
 :func:`pca_embedded` maps it back to the embedded arrays the model uses.
@@ -86,7 +86,11 @@ def _fitting_frames(
     poses = poses.reshape(-1, num_keypoints, num_space)
     usable = np.isfinite(poses).all(axis=(1, 2))
     if exclude_outliers:
-        conf = ds["confidence"].transpose(*_FRAME_DIMS[:-1]).values.reshape(-1, num_keypoints)
+        conf = (
+            ds["confidence"]
+            .transpose(*_FRAME_DIMS[:-1])
+            .values.reshape(-1, num_keypoints)
+        )
         with np.errstate(invalid="ignore"):
             usable &= ~(conf < conf_threshold).any(axis=1)
     return poses[usable]
@@ -146,7 +150,10 @@ def fit_pca(
     aligned pose is finite (run :func:`moseq_xr.preprocess.interpolate_missing`
     first so that all tracked frames are usable). At most ``max_frames`` of
     them are used, drawn without replacement with
-    ``np.random.default_rng(seed)``.
+    ``np.random.default_rng(seed)``. The decomposition is an SVD of the
+    centred embedded frames; ``explained_variance`` uses the ``n - 1``
+    denominator (as scikit-learn does) and each component's sign is fixed so
+    that its largest-magnitude embedded entry is positive.
 
     Parameters
     ----------
@@ -163,14 +170,16 @@ def fit_pca(
         Low-confidence keypoints are interpolated before alignment.
     exclude_outliers
         Also drop frames where any keypoint has confidence below
-        ``conf_threshold``.
+        ``conf_threshold`` (frames at exactly the threshold are kept; the
+        reference keeps only frames strictly above it).
     seed
         Seed of the frame subsampling.
 
     Returns
     -------
     xarray.Dataset
-        ``mean``, ``loadings``, ``explained_variance``,
+        ``mean`` (read it as ``pca["mean"]``: ``pca.mean`` is the Dataset
+        method), ``loadings``, ``explained_variance``,
         ``explained_variance_ratio``; attrs ``suggested_latent_dim``,
         ``num_frames_fitted``, ``num_frames_usable``, ``anterior``,
         ``posterior``, ``fix_heading``, ``conf_threshold``, ``provenance``.
@@ -192,7 +201,9 @@ def fit_pca(
             "set exclude_outliers=False"
         )
     if num_usable > max_frames:
-        chosen = np.random.default_rng(seed).choice(num_usable, max_frames, replace=False)
+        chosen = np.random.default_rng(seed).choice(
+            num_usable, max_frames, replace=False
+        )
         poses = poses[np.sort(chosen)]
     mean, components, variance = _svd_pca(embed(poses))
     total = variance.sum()
@@ -229,7 +240,7 @@ def fit_pca(
 
 
 def pca_embedded(pca: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The PCA in the embedded space the model works in.
+    """Express the PCA in the embedded space the model works in.
 
     Parameters
     ----------
@@ -253,7 +264,9 @@ def _check_latent_dim(pca: xr.Dataset, latent_dim: int | None) -> int:
         return int(pca.attrs["suggested_latent_dim"])
     available = pca.sizes[PC]
     if not 1 <= int(latent_dim) <= available:
-        raise SchemaError(PC, f"latent_dim must lie in 1..{available}, got {latent_dim}")
+        raise SchemaError(
+            PC, f"latent_dim must lie in 1..{available}, got {latent_dim}"
+        )
     return int(latent_dim)
 
 
@@ -298,7 +311,9 @@ def transform(
     """
     dim = _check_latent_dim(pca, latent_dim)
     ds = _matching_keypoints(ds, pca)
-    threshold = pca.attrs["conf_threshold"] if conf_threshold is None else conf_threshold
+    threshold = (
+        pca.attrs["conf_threshold"] if conf_threshold is None else conf_threshold
+    )
     aligned = align_poses(
         ds, pca.attrs["anterior"], pca.attrs["posterior"],
         bool(pca.attrs["fix_heading"]), threshold,
@@ -311,7 +326,7 @@ def transform(
 
 
 def pca_summary(pca: xr.Dataset) -> str:
-    """A printable description of a fitted PCA.
+    """Describe a fitted PCA in printable text.
 
     Parameters
     ----------
@@ -337,7 +352,8 @@ def pca_summary(pca: xr.Dataset) -> str:
     ]
     for index in range(min(len(ratio), MAX_SUGGESTED_DIM)):
         lines.append(
-            f"  {index + 1:>2}   {100 * ratio[index]:>10.2f}   {100 * cumulative[index]:>12.2f}"
+            f"  {index + 1:>2}   {100 * ratio[index]:>10.2f}"
+            f"   {100 * cumulative[index]:>12.2f}"
         )
     lines.append(
         f"  suggested latent_dim: {attrs['suggested_latent_dim']} "

@@ -42,8 +42,10 @@ WORLD_FRAME = "arena centre at (0,0,0), z up"
 SESSION_START = datetime.datetime(2024, 5, 1, 9, 30, tzinfo=datetime.UTC)
 
 
-def new_nwbfile(*, subject_id: str | None = "mouse1", identifier: str = "test") -> NWBFile:
-    """An NWBFile with the metadata of recipe step 1 (Subject unless ``subject_id=None``)."""
+def new_nwbfile(
+    *, subject_id: str | None = "mouse1", identifier: str = "test"
+) -> NWBFile:
+    """Build an NWBFile with recipe step 1 metadata (no Subject if subject_id=None)."""
     nwbfile = NWBFile(
         session_description="synthetic pose session",
         identifier=identifier,
@@ -123,7 +125,9 @@ def make_series(
     for k, name in enumerate(names):
         timing: dict = {"rate": float(rate), "starting_time": float(starting_time)}
         if timestamps is not None:
-            timing = {"timestamps": series[0] if series else np.asarray(timestamps, float)}
+            timing = {
+                "timestamps": series[0] if series else np.asarray(timestamps, float)
+            }
         extra: dict = {}
         if confidence is not None:
             extra = {
@@ -213,25 +217,34 @@ def add_pose_estimation(
     -------
     ndx_pose.PoseEstimation
     """
-    default = "PoseEstimation" if naming == "nodes" else f"PoseEstimation{source_software}"
+    default = (
+        "PoseEstimation" if naming == "nodes" else f"PoseEstimation{source_software}"
+    )
     name = name or default
     subject = nwbfile.subject.subject_id if nwbfile.subject is not None else "subject"
     camera = nwbfile.create_device(  # pitfall 17: device in the file before linking
-        name=f"camera_{name}", description="top camera", manufacturer="Acme"
+        name=f"camera_{name}", description="top camera"
     )
     video = None
     if video_path is not None:
         video = _add_video(
             nwbfile, f"video_{name}", video_path, camera, rate or 30.0, len(position)
         )
-    skeleton = _skeleton(nwbfile, f"{subject}_{name}_skeleton", keypoints, edges, link_subject)
+    skeleton = _skeleton(
+        nwbfile, f"{subject}_{name}_skeleton", keypoints, edges, link_subject
+    )
     _add_skeleton(nwbfile, module, skeleton)
     names = list(series_names) if series_names else series_names_for(keypoints, naming)
     pose = PoseEstimation(
         name=name,
         pose_estimation_series=make_series(
-            names, position, confidence=confidence, rate=rate,
-            starting_time=starting_time, timestamps=timestamps, unit=unit,
+            names,
+            position,
+            confidence=confidence,
+            rate=rate,
+            starting_time=starting_time,
+            timestamps=timestamps,
+            unit=unit,
         ),
         description="synthetic pose estimates",
         skeleton=skeleton,  # pitfall 17: nodes live on the Skeleton, never nodes=
@@ -279,7 +292,9 @@ def add_multicamera_pose_estimation(
             PoseEstimation(
                 name=f"view{view}",
                 pose_estimation_series=make_series(
-                    keypoints, position[:, :, :2] + view, rate=rate,
+                    keypoints,
+                    position[:, :, :2] + view,
+                    rate=rate,
                     starting_time=starting_time,
                 ),
                 skeleton=skeleton,
@@ -288,8 +303,13 @@ def add_multicamera_pose_estimation(
             )
         )
     world = make_series(
-        keypoints, position, confidence=confidence, rate=rate,
-        starting_time=starting_time, unit=unit, reference_frame=WORLD_FRAME,
+        keypoints,
+        position,
+        confidence=confidence,
+        rate=rate,
+        starting_time=starting_time,
+        unit=unit,
+        reference_frame=WORLD_FRAME,
     )
     multi = MultiCameraPoseEstimation(
         name=name,
@@ -329,8 +349,14 @@ def write_pose_nwb(
     """Write a one-PoseEstimation NWB file (see :func:`add_pose_estimation`)."""
     nwbfile = new_nwbfile(subject_id=subject_id)
     add_pose_estimation(
-        nwbfile, keypoints=keypoints, position=position, confidence=confidence,
-        rate=rate, starting_time=starting_time, timestamps=timestamps, naming=naming,
+        nwbfile,
+        keypoints=keypoints,
+        position=position,
+        confidence=confidence,
+        rate=rate,
+        starting_time=starting_time,
+        timestamps=timestamps,
+        naming=naming,
         **container_options,
     )
     return write_nwbfile(nwbfile, path)

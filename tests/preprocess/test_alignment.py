@@ -30,7 +30,9 @@ def _animal(n_time=60, seed=0):
     rng = np.random.default_rng(seed)
     heading = rng.uniform(-np.pi, np.pi, size=n_time)
     offset = rng.normal(scale=20.0, size=(n_time, 2))
-    world = _rotate(np.broadcast_to(BODY, (n_time, *BODY.shape)), heading) + offset[:, None]
+    world = (
+        _rotate(np.broadcast_to(BODY, (n_time, *BODY.shape)), heading) + offset[:, None]
+    )
     return world, heading, offset
 
 
@@ -45,7 +47,8 @@ def test_heading_and_centroid_of_synthetic_animal_are_recovered():
     assert centroid.dims == ("recording", "individual", "time", "space")
     assert estimated.dims == ("recording", "individual", "time")
     np.testing.assert_allclose(_wrap(estimated.values[0, 0] - heading), 0, atol=1e-12)
-    expected_centroid = offset + _rotate(BODY.mean(0)[None], heading)
+    body_centre = np.broadcast_to(BODY.mean(0), (len(heading), 1, 2))
+    expected_centroid = offset + _rotate(body_centre, heading)[:, 0]
     np.testing.assert_allclose(centroid.values[0, 0], expected_centroid, atol=1e-12)
 
 
@@ -66,25 +69,35 @@ def test_egocentric_alignment_points_anterior_along_x():
     nose = aligned.sel(keypoint="nose").isel(recording=0, individual=0)
     assert (nose.sel(space="x") > 0).all()
     np.testing.assert_allclose(nose.sel(space="y").values, 0, atol=1e-12)
-    poses = aligned.isel(recording=0, individual=0).transpose("time", "keypoint", "space").values
-    np.testing.assert_allclose(poses, np.broadcast_to(BODY - BODY.mean(0), poses.shape), atol=1e-12)
+    poses = (
+        aligned.isel(recording=0, individual=0)
+        .transpose("time", "keypoint", "space")
+        .values
+    )
+    np.testing.assert_allclose(
+        poses, np.broadcast_to(BODY - BODY.mean(0), poses.shape), atol=1e-12
+    )
 
 
 def test_three_d_rotates_xy_and_only_translates_z():
     world, heading, _ = _animal(seed=3)
     height = np.random.default_rng(3).normal(size=world.shape[:2])
-    ds = moseq_xr.from_arrays({"r": np.concatenate([world, height[..., None]], -1)}, KEYPOINTS, fps=30)
+    ds = moseq_xr.from_arrays(
+        {"r": np.concatenate([world, height[..., None]], -1)}, KEYPOINTS, fps=30
+    )
     centroid, estimated = compute_centroid_heading(ds, "nose", "tail")
     np.testing.assert_allclose(_wrap(estimated.values[0, 0] - heading), 0, atol=1e-12)
     aligned = egocentric_align(ds, centroid, estimated).isel(recording=0, individual=0)
     z = aligned.sel(space="z").transpose("time", "keypoint").values
     np.testing.assert_allclose(z, height - height.mean(1, keepdims=True), atol=1e-12)
     xy = aligned.sel(space=["x", "y"]).transpose("time", "keypoint", "space").values
-    np.testing.assert_allclose(xy, np.broadcast_to(BODY - BODY.mean(0), xy.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        xy, np.broadcast_to(BODY - BODY.mean(0), xy.shape), atol=1e-12
+    )
 
 
 def test_fix_heading_gives_zero_and_translation_only():
-    world, _, offset = _animal(n_time=20, seed=4)
+    world, _, _ = _animal(n_time=20, seed=4)
     short = world[:12]
     ds = moseq_xr.from_arrays({"a": world, "b": short}, KEYPOINTS, fps=30)
     centroid, heading = compute_centroid_heading(ds, "nose", "tail", fix_heading=True)
@@ -95,7 +108,8 @@ def test_fix_heading_gives_zero_and_translation_only():
     aligned = align_poses(ds, "nose", "tail", fix_heading=True).sel(recording="a")
     expected = world - world.mean(1, keepdims=True)
     np.testing.assert_allclose(
-        aligned.isel(individual=0).transpose("time", "keypoint", "space").values, expected
+        aligned.isel(individual=0).transpose("time", "keypoint", "space").values,
+        expected,
     )
 
 
@@ -106,17 +120,25 @@ def test_low_confidence_keypoints_are_interpolated_before_alignment():
     corrupted[11, 4] = np.nan  # tail missing
     confidence = np.ones(world.shape[:2])
     confidence[10, 0] = 0.1
-    ds = moseq_xr.from_arrays({"r": corrupted}, KEYPOINTS, fps=30, confidences={"r": confidence})
-    filled = interpolate_low_confidence(ds, conf_threshold=0.5).isel(recording=0, individual=0)
-    np.testing.assert_allclose(
-        filled.sel(keypoint="nose").isel(time=10).values, (world[9, 0] + world[11, 0]) / 2
+    ds = moseq_xr.from_arrays(
+        {"r": corrupted}, KEYPOINTS, fps=30, confidences={"r": confidence}
+    )
+    filled = interpolate_low_confidence(ds, conf_threshold=0.5).isel(
+        recording=0, individual=0
     )
     np.testing.assert_allclose(
-        filled.sel(keypoint="tail").isel(time=11).values, (world[10, 4] + world[12, 4]) / 2
+        filled.sel(keypoint="nose").isel(time=10).values,
+        (world[9, 0] + world[11, 0]) / 2,
+    )
+    np.testing.assert_allclose(
+        filled.sel(keypoint="tail").isel(time=11).values,
+        (world[10, 4] + world[12, 4]) / 2,
     )
     _, estimated = compute_centroid_heading(ds, "nose", "tail", conf_threshold=0.5)
     # frames away from the corruption are unaffected
-    np.testing.assert_allclose(_wrap(estimated.values[0, 0, 20:] - heading[20:]), 0, atol=1e-12)
+    np.testing.assert_allclose(
+        _wrap(estimated.values[0, 0, 20:] - heading[20:]), 0, atol=1e-12
+    )
     # with the threshold at 0 the corrupted nose is used and the heading is off
     _, raw = compute_centroid_heading(ds, "nose", "tail", conf_threshold=0.0)
     assert abs(_wrap(raw.values[0, 0, 10] - heading[10])) > 0.1
@@ -134,7 +156,9 @@ def test_unknown_anterior_or_posterior_names_are_reported():
 def test_lazy_dataset_gives_same_heading():
     world, _, _ = _animal(seed=6)
     ds = moseq_xr.from_arrays({"r": world}, KEYPOINTS, fps=30)
-    lazy_centroid, lazy_heading = compute_centroid_heading(ds.chunk({"time": 8}), "nose", "tail")
+    lazy_centroid, lazy_heading = compute_centroid_heading(
+        ds.chunk({"time": 8}), "nose", "tail"
+    )
     assert lazy_heading.chunks is not None
     centroid, heading = compute_centroid_heading(ds, "nose", "tail")
     np.testing.assert_allclose(lazy_heading.values, heading.values)

@@ -61,7 +61,9 @@ def test_never_observed_keypoint_placed_at_mean_of_observed():
     rng = np.random.default_rng(1)
     position = rng.normal(size=(20, 3, 2))
     position[:, 2] = NAN
-    out = interpolate_missing(moseq_xr.from_arrays({"r": position}, ["a", "b", "c"], fps=30))
+    out = interpolate_missing(
+        moseq_xr.from_arrays({"r": position}, ["a", "b", "c"], fps=30)
+    )
     filled = out.position.sel(keypoint="c").isel(recording=0, individual=0)
     expected = position[:, :2].mean(axis=1)
     np.testing.assert_allclose(filled.transpose("time", "space").values, expected)
@@ -80,14 +82,31 @@ def test_untracked_edges_absent_individual_and_padding_stay_nan():
     out = interpolate_missing(ds)
     pos = out.position
     assert pos.sel(recording="long").isel(time=slice(0, 5)).isnull().all()
-    assert pos.sel(recording="long", individual="individual_0").isel(time=slice(27, 30)).isnull().all()
-    assert pos.sel(recording="long", individual="individual_1").isel(time=slice(5, 30)).notnull().all()
+    assert (
+        pos.sel(recording="long", individual="individual_0")
+        .isel(time=slice(27, 30))
+        .isnull()
+        .all()
+    )
+    assert (
+        pos.sel(recording="long", individual="individual_1")
+        .isel(time=slice(5, 30))
+        .notnull()
+        .all()
+    )
     assert pos.sel(recording="short", individual="individual_1").isnull().all()
-    assert out.confidence.sel(recording="short", individual="individual_1").isnull().all()
+    assert (
+        out.confidence.sel(recording="short", individual="individual_1").isnull().all()
+    )
     assert pos.sel(recording="short").isel(time=slice(20, None)).isnull().all()
-    assert out.confidence.sel(recording="short").isel(time=slice(20, None)).isnull().all()
+    assert (
+        out.confidence.sel(recording="short").isel(time=slice(20, None)).isnull().all()
+    )
     moseq_xr.validate(out)
-    assert out.attrs["provenance"][-1]["operation"] == "moseq_xr.preprocess.interpolate_missing"
+    assert (
+        out.attrs["provenance"][-1]["operation"]
+        == "moseq_xr.preprocess.interpolate_missing"
+    )
 
 
 def test_lazily_opened_dataset_gives_same_result(tmp_path):
@@ -108,12 +127,16 @@ def test_lazily_opened_dataset_gives_same_result(tmp_path):
 
 #: Body-frame layout; nose (0) is the largest and tail (5) the smallest in x and
 #: y, so jumping them outwards leaves the per-coordinate medoid unchanged.
-BODY = np.array([[4.0, 1.6], [2.0, 0.8], [0.5, 1.2], [-0.5, -1.2], [-2.0, -0.8], [-4.0, -1.6]])
+BODY = np.array(
+    [[4.0, 1.6], [2.0, 0.8], [0.5, 1.2], [-0.5, -1.2], [-2.0, -0.8], [-4.0, -1.6]]
+)
 OUTWARD = np.array([15.0, 12.0])
 
 
 def _walking_animal(rng, n_time=400, n_individuals=1):
-    centre = np.cumsum(rng.normal(scale=0.5, size=(n_time, 1, 2, n_individuals)), axis=0)
+    centre = np.cumsum(
+        rng.normal(scale=0.5, size=(n_time, 1, 2, n_individuals)), axis=0
+    )
     noise = rng.normal(scale=0.05, size=(n_time, 6, 2, n_individuals))
     return BODY[None, :, :, None] + centre + noise
 
@@ -157,7 +180,9 @@ def test_select_keypoints_order_skeleton_and_errors():
     out = select_keypoints(ds, ["tail", "head", "nose"])
     assert list(out.keypoint.values) == ["tail", "head", "nose"]
     assert out.attrs["skeleton"] == [["nose", "head"]]
-    with pytest.raises(SchemaError, match=r"'paw'.*'ear'|unknown use_keypoints \['paw', 'ear'\]"):
+    with pytest.raises(
+        SchemaError, match=r"'paw'.*'ear'|unknown use_keypoints \['paw', 'ear'\]"
+    ):
         select_keypoints(ds, ["nose", "paw", "ear"])
     with pytest.raises(SchemaError, match="repeats"):
         select_keypoints(ds, ["nose", "nose"])
@@ -166,7 +191,9 @@ def test_select_keypoints_order_skeleton_and_errors():
 def test_add_noise_bounded_real_frames_only_and_reproducible():
     rng = np.random.default_rng(6)
     ds = moseq_xr.from_arrays(
-        {"a": rng.normal(size=(50, 4, 2)), "b": rng.normal(size=(30, 4, 2))}, KEYPOINTS, fps=30
+        {"a": rng.normal(size=(50, 4, 2)), "b": rng.normal(size=(30, 4, 2))},
+        KEYPOINTS,
+        fps=30,
     )
     noisy = add_noise(ds, level=0.1, seed=42)
     delta = (noisy.position - ds.position).values
@@ -177,4 +204,6 @@ def test_add_noise_bounded_real_frames_only_and_reproducible():
     again = add_noise(ds.chunk({"time": 9}), level=0.1, seed=42)
     np.testing.assert_array_equal(again.position.values, noisy.position.values)
     other = add_noise(ds, level=0.1, seed=7)
-    assert not np.array_equal(other.position.values, noisy.position.values, equal_nan=True)
+    assert not np.array_equal(
+        other.position.values, noisy.position.values, equal_nan=True
+    )

@@ -105,7 +105,10 @@ def _load_config(path: Path) -> Any:
             raise ImportError(
                 "reading a YAML skeleton needs PyYAML: pip install pyyaml"
             ) from error
-        return yaml.safe_load(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise LoaderError(path, f"not valid YAML ({error})") from error
     try:
         return json.loads(_strip_json_comments(text))
     except ValueError as error:
@@ -217,7 +220,9 @@ def _frame_array(
         array = array[0]
     if array.shape != shape:
         raise LoaderError(
-            path, f"frame {index}: expected shape [1, {shape}], got {array.shape}"
+            path,
+            f"frame {index}: expected shape [1, {', '.join(map(str, shape))}], "
+            f"got {list(array.shape)}",
         )
     return array
 

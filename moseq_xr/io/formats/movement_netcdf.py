@@ -117,7 +117,8 @@ def _check_pose_dims(path: Path, ds: xr.Dataset) -> None:
 
 def _labels(ds: xr.Dataset, dim: str, default_prefix: str) -> list[str]:
     if dim in ds.coords:
-        return [str(value) for value in np.asarray(ds[dim].values).tolist()]
+        values = np.asarray(ds[dim].values).tolist()
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
     return [f"{default_prefix}_{i}" for i in range(ds.sizes[dim])]
 
 

@@ -248,6 +248,10 @@ def _read_series(series: Any, path: Path) -> _Series:
     if series.timestamps is not None:
         times = np.asarray(series.timestamps[:], dtype=np.float64)
         rate, start = None, float(times[0]) if times.size else 0.0
+    elif series.rate is None:
+        raise LoaderError(
+            path, f"series {series.name!r} has neither rate nor timestamps"
+        )
     else:
         rate = float(series.rate)
         start = float(series.starting_time or 0.0)
@@ -426,9 +430,10 @@ def _rate_timing(series: Sequence[_Series], where: str) -> _Timing:
 
 
 def _stamp_timing(series: Sequence[_Series], where: str) -> _Timing:
-    keys = [np.round(s.times, 9) for s in series]
-    union = np.unique(np.concatenate(keys))
-    rows = [np.searchsorted(union, k) for k in keys]
+    keys = [np.round(s.times, 9) for s in series]  # equal times match across series
+    union_keys, first = np.unique(np.concatenate(keys), return_index=True)
+    union = np.concatenate([s.times for s in series])[first]
+    rows = [np.searchsorted(union_keys, k) for k in keys]
     if _looks_like_frame_indices(union):
         return _frame_index_timing(union, rows, where)
     if union.size < 2:
@@ -602,16 +607,35 @@ def _read_group(group: _Group, nwbfile: Any, path: Path) -> RecordingData:
     )
 
 
-def _open_nwb(path: Path) -> Any:
-    """Open ``path`` for reading (caller closes), turning failures into LoaderError."""
+def _try_read(nwb_io_class: Any, path: Path, load_namespaces: bool) -> tuple[Any, Any]:
+    """Open and read ``path``; return the open IO (caller closes) and the NWBFile."""
+    with warnings.catch_warnings():
+        # written by others: the reader can act on neither of these
+        warnings.filterwarnings("ignore", message=_CACHED_NAMESPACE_WARNING)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        io = nwb_io_class(str(path), mode="r", load_namespaces=load_namespaces)
+        try:
+            return io, io.read()
+        except BaseException:
+            io.close()
+            raise
+
+
+def _read_nwbfile(path: Path) -> tuple[Any, Any]:
+    """Read ``path`` with pynwb; failures become a LoaderError naming the file.
+
+    The namespaces already loaded (core, ndx-pose) are tried first, as loading
+    the file's cached namespaces costs about a second; files that use other
+    extensions are then read with their cached namespaces.
+    """
     nwb_io_class = _import_pynwb()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_CACHED_NAMESPACE_WARNING)
-            io = nwb_io_class(str(path), mode="r")
-    except Exception as error:
-        raise LoaderError(path, f"cannot be opened as an NWB file: {error}") from error
-    return io
+    error: Exception | None = None
+    for load_namespaces in (False, True):
+        try:
+            return _try_read(nwb_io_class, path, load_namespaces)
+        except Exception as caught:
+            error = caught
+    raise LoaderError(path, f"cannot be read as an NWB file: {error}") from error
 
 
 @register_loader(
@@ -647,16 +671,8 @@ def read_nwb(
         When the file is not NWB or holds no pose estimates.
     """
     path = Path(path)
-    io = _open_nwb(path)
+    io, nwbfile = _read_nwbfile(path)
     with io:
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_CACHED_NAMESPACE_WARNING)
-                nwbfile = io.read()
-        except Exception as error:
-            raise LoaderError(
-                path, f"cannot be read as an NWB file: {error}"
-            ) from error
         groups = _group_sources(_find_sources(nwbfile))
         if not groups:
             raise LoaderError(

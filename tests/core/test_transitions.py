@@ -1,0 +1,96 @@
+"""Sticky HDP conditionals: exact table counts, beta and pi draws."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from moseq_xr.core import transitions as tr
+
+
+def _hypers(alpha=2.0, gamma=5.0, kappa=30.0):
+    return tr.TransitionHypers(*(jnp.asarray(v) for v in (alpha, gamma, kappa)))
+
+
+def test_transition_counts_respect_mask():
+    z = jnp.array([[0, 0, 1, 1, 2], [2, 2, 2, 0, 0]])
+    mask = jnp.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    counts = tr.count_transitions(z, mask, 3)
+    expected = np.zeros((3, 3))
+    for row, valid in zip(np.asarray(z), np.asarray(mask), strict=True):
+        for t in range(4):
+            if valid[t + 1]:
+                expected[row[t], row[t + 1]] += 1
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_table_counts_have_crt_mean(key):
+    z = jnp.array([[0] * 40 + [1] * 25 + [0] * 10 + [2] * 5 + [1] * 3])
+    mask = jnp.ones_like(z)
+    betas = jnp.array([0.5, 0.3, 0.2])
+    hypers = _hypers()
+    draws = jax.vmap(tr.sample_table_counts, in_axes=(0, None, None, None, None))(
+        jax.random.split(key, 20000), z, mask, betas, hypers
+    )
+    counts = np.asarray(tr.count_transitions(z, mask, 3))
+    rho = hypers.alpha * betas[None, :] + hypers.kappa * jnp.eye(3)
+    expected = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            expected[i, j] = sum(rho[i, j] / (k + rho[i, j]) for k in range(int(counts[i, j])))
+    np.testing.assert_allclose(draws.mean(0), expected, atol=0.03)
+    assert np.all(np.asarray(draws) <= counts)
+    assert np.all(np.asarray(draws)[:, counts > 0] >= 1)  # the first customer always opens a table
+
+
+def test_override_correction_thins_diagonal(key):
+    tables = jnp.array([[40.0, 2.0], [1.0, 30.0]])
+    betas = jnp.array([0.6, 0.4])
+    hypers = _hypers(alpha=2.0, kappa=10.0)
+    draws = jax.vmap(tr.override_correction, in_axes=(0, None, None, None))(
+        jax.random.split(key, 20000), tables, betas, hypers
+    )
+    keep = hypers.alpha * betas / (hypers.alpha * betas + hypers.kappa)
+    np.testing.assert_allclose(np.diagonal(draws.mean(0)), np.diag(tables) * keep, rtol=0.02)
+    np.testing.assert_array_equal(draws[:, 0, 1], 2.0)
+
+
+def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
+    tables = jnp.array([[3.0, 1.0, 0.0], [0.0, 4.0, 2.0], [1.0, 0.0, 0.0]])
+    gamma = jnp.asarray(6.0)
+    betas = jax.vmap(tr.sample_betas, in_axes=(0, None, None))(jax.random.split(key, 30000), tables, gamma)
+    concentration = tables.sum(0) + gamma / 3
+    np.testing.assert_allclose(betas.mean(0), concentration / concentration.sum(), atol=0.005)
+    counts = jnp.array([[10, 1, 0], [2, 20, 3], [0, 0, 5]])
+    fixed_beta = jnp.array([0.2, 0.5, 0.3])
+    hypers = _hypers()
+    pis = jax.vmap(tr.sample_pi, in_axes=(0, None, None, None))(
+        jax.random.split(key, 30000), counts, fixed_beta, hypers
+    )
+    conc = counts + hypers.alpha * fixed_beta + hypers.kappa * jnp.eye(3)
+    np.testing.assert_allclose(pis.mean(0), conc / conc.sum(1, keepdims=True), atol=0.005)
+
+
+def test_resample_transitions_recovers_sticky_matrix(key):
+    true_pi = np.array([[0.95, 0.03, 0.02], [0.02, 0.96, 0.02], [0.05, 0.05, 0.90]])
+    rng = np.random.default_rng(0)
+    z = [0]
+    for _ in range(20000):
+        z.append(rng.choice(3, p=true_pi[z[-1]]))
+    z = jnp.asarray(np.array(z)[None])
+    hypers = _hypers(alpha=1.0, gamma=1.0, kappa=1.0)
+    betas = jnp.full((3,), 1 / 3)
+    pis = []
+    for k in jax.random.split(key, 50):
+        betas, pi = tr.resample_transitions(k, z, jnp.ones_like(z), betas, hypers)
+        pis.append(pi)
+    counts = np.asarray(tr.count_transitions(z, jnp.ones_like(z), 3), float)
+    empirical = counts / counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.mean(pis, 0), empirical, atol=0.005)
+    np.testing.assert_allclose(np.mean(pis, 0), true_pi, atol=0.02)
+
+
+def test_log_prior_is_finite_for_prior_draws(key):
+    hypers = _hypers(alpha=5.7, gamma=1e3, kappa=1e6)
+    betas, pi = tr.init_transitions(key, 100, hypers, jnp.float64)
+    assert bool(jnp.isfinite(tr.transitions_log_prior(betas, pi, hypers)))
+    np.testing.assert_allclose(pi.sum(1), 1.0, rtol=1e-12)
