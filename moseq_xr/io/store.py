@@ -142,7 +142,7 @@ def _atomic_write(obj: xr.Dataset | xr.DataTree, path: Path) -> None:
 
 
 def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.Dataset:
-    clash = sorted(set(existing[N.RECORDING].values) & set(new[N.RECORDING].values))
+    clash = sorted({str(r) for r in existing[N.RECORDING].values} & {str(r) for r in new[N.RECORDING].values})
     if clash:
         raise StoreError(f"{path}: recordings {clash} are already in the store")
     for coord in (N.KEYPOINT, N.SPACE):
@@ -166,7 +166,7 @@ def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.
         {N.TIME: np.arange(n_time) / existing.attrs["fps"], "frame": (N.TIME, np.arange(n_time))}
     )
     combined.attrs = with_provenance(
-        existing.attrs, "moseq_xr.save", {"mode": "a", "added": list(new[N.RECORDING].values)}
+        existing.attrs, "moseq_xr.save", {"mode": "a", "added": [str(r) for r in new[N.RECORDING].values]}
     )
     return combined
 
