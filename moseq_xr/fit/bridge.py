@@ -423,3 +423,35 @@ def from_segments(
     return xr.DataArray(
         out, dims=(N.RECORDING, N.INDIVIDUAL, N.TIME, *dims_after_time), coords=coords
     )
+
+
+def segment_values(
+    values: xr.DataArray, segments: Segments, dims_after_time: tuple[str, ...] = ()
+) -> np.ndarray:
+    """Cut a per-frame DataArray into rows exactly as :func:`to_segments` cut ``Y``.
+
+    Parameters
+    ----------
+    values
+        Over ``(recording, individual, time, *dims_after_time)`` on the same
+        grid as the Dataset the segments came from (e.g. initial centroids).
+    segments
+        Output of :func:`to_segments`.
+    dims_after_time
+        Order of the extra axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, T, *extra)``, padded by repeating the last real frame.
+    """
+    array = values.transpose(N.RECORDING, N.INDIVIDUAL, N.TIME, *dims_after_time).values
+    row_length = segments.Y.shape[1]
+    rows = [
+        _pad_row(array[rec, ind, lo:hi], row_length)
+        for rec, ind, lo, hi in zip(
+            segments.recording_index, segments.individual_index, segments.start, segments.end,
+            strict=True,
+        )
+    ]
+    return np.stack(rows)

@@ -28,6 +28,8 @@ from moseq_xr.schema import validate
 from moseq_xr.schema import names as N
 
 STORE_MARKER = "moseq_xr_store"
+#: Child directory of a project store that holds the checkpoint of a fit.
+CHECKPOINT_GROUP = "checkpoint"
 _CHUNK_BYTES = 8 * 2**20
 
 
@@ -112,9 +114,18 @@ def _store_kind(path: Path) -> str | None:
     return attrs.get(STORE_MARKER)
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
+def _carry_children(old_store: Path, new_store: Path, names: tuple[str, ...]) -> None:
+    """Move child groups (e.g. an ongoing fit's checkpoint) into the new store."""
+    for name in names:
+        child = old_store / name
+        if child.is_dir() and not (new_store / name).exists():
+            child.rename(new_store / name)
+
+
+def _swap_in(tmp: Path, target: Path, keep: tuple[str, ...] = ()) -> None:
     old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     if target.exists():
+        _carry_children(target, tmp, keep)
         target.rename(old)
     try:
         tmp.rename(target)
@@ -126,14 +137,26 @@ def _swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _atomic_write(obj: xr.Dataset | xr.DataTree, path: Path) -> None:
+def write_atomic(obj: xr.Dataset | xr.DataTree, path: Path, keep: tuple[str, ...] = ()) -> None:
+    """Write ``obj`` to ``path`` beside the old store, then swap it in.
+
+    Parameters
+    ----------
+    obj
+        What to write.
+    path
+        Target directory; an existing one stays readable until the swap.
+    keep
+        Child directories of the existing store to move into the new one
+        (used for the checkpoint of an ongoing fit).
+    """
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         if isinstance(obj, xr.DataTree):
             _write_tree(obj, tmp)
         else:
             _write_dataset(obj, tmp)
-        _swap_in(tmp, path)
+        _swap_in(tmp, path, keep)
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(error, OSError):
@@ -216,7 +239,7 @@ def save(
             data = tree
         else:
             data = _append_recordings(existing, root, path)
-    _atomic_write(data, path)
+    write_atomic(data, path, keep=(CHECKPOINT_GROUP,))
     return path
 
 

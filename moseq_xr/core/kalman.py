@@ -1,0 +1,451 @@
+r"""Pose latents ``x`` of one segment row given everything else.
+
+Given the syllables, the heading, the centroid and the noise scales, the pose
+latents of a row form a linear-Gaussian state-space model:
+
+* **Emissions.** Frame t contributes the information terms
+  ``J_obs_t = C~^T R_t^{-1} C~`` and ``h_obs_t = C~^T R_t^{-1} (y_t - d~)``
+  (:func:`emission_information`), multiplied by the frame mask, so padding
+  frames carry no observation at all.
+* **Start.** ``x_0, ..., x_{L-1}`` have independent priors
+  ``N(0, PRIOR_VARIANCE * I)`` (keypoint-MoSeq's ``N(0, 10 I)``).
+* **Dynamics.** For t >= L, ``x_t = A_t [x_{t-L}; ...; x_{t-1}] + b_t + N(0, Q_t)``
+  with the per-frame parameters the caller gathered by syllable. If the
+  *source* frame t-1 is padding the "hold" dynamics
+  ``x_t = x_{t-1} + N(0, HOLD_VARIANCE * I)`` are used instead, as in the
+  reference.
+
+The AR(L) is run as a first-order model on the stacked state
+``xi_t = [x_{t-L+1}; ...; x_t]`` (dimension ``M = P L``) with *exact* shift
+dynamics: the shifted blocks carry no noise (the reference adds ``0.01 I`` to
+them so that a generic Kalman filter applies; that perturbs the model and is
+not copied). Going backwards, the shifted blocks of ``xi_t`` are known from
+``xi_{t+1}``, so each backward step draws only the oldest block, from the
+filtered Gaussian conditioned on the known blocks times the AR likelihood of
+the next frame. ``jitter * I`` is added to the covariance of every Gaussian
+drawn (the final filtered state and every backward conditional), in both
+samplers (the reference ignores it in parallel mode).
+
+Two samplers draw from the same posterior:
+
+* :func:`sample_pose_latents_serial` - an information-form filter (one P x P
+  Cholesky factorisation per frame marginalises the oldest block; no
+  covariance of the stacked state is ever inverted) and a reverse scan.
+* :func:`sample_pose_latents_parallel` - the associative-scan filter and
+  sampler of Särkkä & García-Fernández (2021), "Temporal parallelization of
+  Bayesian smoothers", IEEE TAC 66(1), in covariance form. The degenerate
+  process noise is never inverted; predicted covariances are positive
+  definite, and the only regulariser is a relative ``CHOLESKY_EPS``-sized
+  diagonal bump used to keep Cholesky factorisations finite in float32.
+
+Both work in the dtype of their inputs and are jit- and vmap-compatible
+(the caller vmaps over rows).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+from moseq_xr.core.distributions import symmetrize
+from moseq_xr.core.embedding import center_embedding
+from moseq_xr.core.keypoints import to_egocentric
+
+PRIOR_VARIANCE = 10.0
+"""Prior variance of each of the first L pose latents."""
+
+HOLD_VARIANCE = 10.0
+"""Noise variance of the hold dynamics used when the source frame is padding."""
+
+CHOLESKY_EPS = 16.0
+"""Cholesky safety bump, in units of the dtype's machine epsilon, relative to the diagonal."""
+
+
+def _eye(size: int, dtype) -> jax.Array:
+    return jnp.eye(size, dtype=dtype)
+
+
+def _cholesky(matrix: jax.Array, extra: jax.Array | float = 0.0) -> jax.Array:
+    """Lower Cholesky factor of ``sym(matrix) + extra I`` with a scale-aware safety bump.
+
+    Each diagonal entry is raised by ``CHOLESKY_EPS * eps(dtype)`` times itself
+    (a relative, unit-invariant perturbation: about 2e-6 in float32, 4e-15 in
+    float64) so that round-off cannot make a positive-definite matrix
+    indefinite.
+    """
+    size = matrix.shape[-1]
+    dtype = matrix.dtype
+    sym = symmetrize(matrix) + extra * _eye(size, dtype)
+    diagonal = jnp.abs(jnp.diagonal(sym, axis1=-2, axis2=-1))
+    bump = CHOLESKY_EPS * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
+    return jnp.linalg.cholesky(sym + bump[..., None] * _eye(size, dtype))
+
+
+def emission_information(
+    Y_row: jax.Array,
+    v_row: jax.Array,
+    h_row: jax.Array,
+    s_row: jax.Array,
+    sigmasq: jax.Array,
+    Cd: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Per-frame information that the keypoints carry about the pose latent.
+
+    Parameters
+    ----------
+    Y_row
+        Keypoints of one row, ``(T, K, D)``.
+    v_row, h_row
+        Centroid ``(T, D)`` and heading ``(T,)``.
+    s_row
+        Noise scales ``(T, K)``.
+    sigmasq
+        Per-keypoint noise variance ``(K,)``.
+    Cd
+        Emission matrix with offset column, ``((K-1)*D, P+1)``.
+
+    Returns
+    -------
+    tuple
+        ``J_obs (T, P, P) = C~^T R_t^{-1} C~`` and
+        ``h_obs (T, P) = C~^T R_t^{-1} (y_t - d~)``, with
+        ``y_t = vec(R(-h_t)(Y_t - v_t))``, ``[C~ | d~] = (Gamma ⊗ I_D) Cd`` and
+        ``R_t = diag(s_tk sigma^2_k)`` repeated over D. No ``O x O`` matrix is
+        formed: the diagonal noise reduces ``J_obs`` to a weighted sum of
+        per-keypoint Gram matrices.
+    """
+    num_keypoints, num_dims = Y_row.shape[-2:]
+    dtype = Y_row.dtype
+    basis = jnp.asarray(center_embedding(num_keypoints), dtype)
+    blocks = Cd.astype(dtype).reshape(num_keypoints - 1, num_dims, -1)
+    lifted = jnp.einsum("kj,jdp->kdp", basis, blocks)  # (K, D, P+1)
+    c_tilde, d_tilde = lifted[..., :-1], lifted[..., -1]
+    precision = 1.0 / (s_row * sigmasq)  # (T, K)
+    gram = jnp.einsum("kdp,kdq->kpq", c_tilde, c_tilde)
+    residual = to_egocentric(Y_row, v_row, h_row) - d_tilde  # (T, K, D)
+    J_obs = jnp.einsum("tk,kpq->tpq", precision, gram)
+    h_obs = jnp.einsum("kdp,tk,tkd->tp", c_tilde, precision, residual)
+    return symmetrize(J_obs), h_obs
+
+
+def _num_lags(Ab_t: jax.Array, latent_dim: int) -> int:
+    return (Ab_t.shape[-1] - 1) // latent_dim
+
+
+def _effective_dynamics(
+    Ab_t: jax.Array, Q_t: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Per-transition ``(Ab, Q)`` with the hold dynamics where the source frame is padding."""
+    latent_dim = Q_t.shape[-1]
+    nlags = _num_lags(Ab_t, latent_dim)
+    dtype = Q_t.dtype
+    hold_ab = jnp.zeros(Ab_t.shape[-2:], dtype)
+    newest = slice(latent_dim * (nlags - 1), latent_dim * nlags)
+    hold_ab = hold_ab.at[:, newest].set(_eye(latent_dim, dtype))
+    hold_q = HOLD_VARIANCE * _eye(latent_dim, dtype)
+    num_frames = mask.shape[0]
+    held = (mask[nlags - 1 : num_frames - 1] <= 0)[:, None, None]
+    return jnp.where(held, hold_ab, Ab_t), jnp.where(held, hold_q, Q_t)
+
+
+def _masked_observations(
+    J_obs: jax.Array, h_obs: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    weight = (mask > 0).astype(J_obs.dtype)
+    return J_obs * weight[:, None, None], h_obs * weight[:, None]
+
+
+def _block_diagonal(blocks: jax.Array) -> jax.Array:
+    """``(L, P, P)`` blocks to an ``(L P, L P)`` block-diagonal matrix."""
+    num_blocks, size, _ = blocks.shape
+    eye = _eye(num_blocks, blocks.dtype)
+    return jnp.einsum("ij,ipq->ipjq", eye, blocks).reshape(num_blocks * size, -1)
+
+
+# ---------------------------------------------------------------------------
+# Serial sampler: information-form filter, reverse-scan sampler
+# ---------------------------------------------------------------------------
+
+
+def _initial_information(
+    J_obs: jax.Array, h_obs: jax.Array, nlags: int
+) -> tuple[jax.Array, jax.Array]:
+    """Information of ``xi_{L-1} = [x_0; ...; x_{L-1}]`` given its prior and emissions."""
+    latent_dim = J_obs.shape[-1]
+    blocks = J_obs[:nlags] + _eye(latent_dim, J_obs.dtype) / PRIOR_VARIANCE
+    return _block_diagonal(blocks), h_obs[:nlags].reshape(-1)
+
+
+def _joint_information(
+    precision: jax.Array, linear: jax.Array, inputs: tuple[jax.Array, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """Information of ``(xi_{t-1}, x_t)`` given the data up to frame t."""
+    Ab, Q, J_new, h_new = inputs
+    latent_dim = Q.shape[-1]
+    chol_q = _cholesky(Q)
+    whitened = solve_triangular(chol_q, Ab, lower=True)  # L_Q^{-1} [A | b]
+    a_w, b_w = whitened[:, :-1], whitened[:, -1]
+    q_inv_sqrt = solve_triangular(chol_q, _eye(latent_dim, Q.dtype), lower=True)
+    cross = -a_w.T @ q_inv_sqrt
+    joint = jnp.block(
+        [
+            [precision + a_w.T @ a_w, cross],
+            [cross.T, q_inv_sqrt.T @ q_inv_sqrt + J_new],
+        ]
+    )
+    joint_linear = jnp.concatenate([linear - a_w.T @ b_w, q_inv_sqrt.T @ b_w + h_new])
+    return joint, joint_linear
+
+
+def _information_step(carry, inputs):
+    """Add frame t and marginalise the oldest block ``x_{t-L}``."""
+    joint, joint_linear = _joint_information(*carry, inputs)
+    latent_dim = inputs[1].shape[-1]
+    chol_old = _cholesky(joint[:latent_dim, :latent_dim])
+    coupling = solve_triangular(chol_old, joint[:latent_dim, latent_dim:], lower=True)
+    offset = solve_triangular(chol_old, joint_linear[:latent_dim], lower=True)
+    precision = symmetrize(joint[latent_dim:, latent_dim:] - coupling.T @ coupling)
+    linear = joint_linear[latent_dim:] - coupling.T @ offset
+    return (precision, linear), (chol_old, coupling, offset)
+
+
+def _draw_from_information(
+    chol: jax.Array, whitened_mean: jax.Array, normals: jax.Array, jitter
+) -> jax.Array:
+    """``N(Λ^{-1} η, Λ^{-1} + jitter I)`` with ``Λ = L L^T``, ``whitened_mean = L^{-1} η``."""
+    exact = solve_triangular(chol.T, whitened_mean + normals[0], lower=False)
+    return exact + jnp.sqrt(jitter) * normals[1]
+
+
+def sample_pose_latents_serial(
+    key: jax.Array,
+    J_obs: jax.Array,
+    h_obs: jax.Array,
+    Ab_t: jax.Array,
+    Q_t: jax.Array,
+    mask: jax.Array,
+    jitter: float | jax.Array = 1e-3,
+) -> jax.Array:
+    """Draw the pose latents of one row by forward filtering, backward sampling.
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    J_obs, h_obs
+        Emission information per frame, ``(T, P, P)`` and ``(T, P)``
+        (:func:`emission_information`); multiplied by ``mask`` here.
+    Ab_t, Q_t
+        AR parameters of the transition into each frame ``t = L..T-1``,
+        ``(T-L, P, P*L+1)`` and ``(T-L, P, P)``.
+    mask
+        1 on real frames, 0 on padding, ``(T,)``.
+    jitter
+        Variance added to every drawn conditional covariance.
+
+    Returns
+    -------
+    jax.Array
+        ``x`` of shape ``(T, P)``.
+    """
+    num_frames, latent_dim = h_obs.shape
+    nlags = _num_lags(Ab_t, latent_dim)
+    J_obs, h_obs = _masked_observations(J_obs, h_obs, mask)
+    Ab_t, Q_t = _effective_dynamics(Ab_t, Q_t, mask)
+    initial = _initial_information(J_obs, h_obs, nlags)
+    inputs = (Ab_t, Q_t, J_obs[nlags:], h_obs[nlags:])
+    (precision, linear), (chols, couplings, offsets) = jax.lax.scan(
+        _information_step, initial, inputs
+    )
+    key_last, key_back = jax.random.split(key)
+    dtype = h_obs.dtype
+    chol_last = _cholesky(precision)
+    normals_last = jax.random.normal(key_last, (2, precision.shape[0]), dtype)
+    whitened_last = solve_triangular(chol_last, linear, lower=True)
+    last = _draw_from_information(chol_last, whitened_last, normals_last, jitter)
+    normals = jax.random.normal(key_back, (num_frames - nlags, 2, latent_dim), dtype)
+
+    def backward(stacked, step_inputs):
+        chol_old, coupling, offset, noise = step_inputs
+        oldest = _draw_from_information(chol_old, offset - coupling @ stacked, noise, jitter)
+        previous = jnp.concatenate([oldest, stacked[: stacked.shape[0] - latent_dim]])
+        return previous, oldest
+
+    _, early = jax.lax.scan(
+        backward, last, (chols, couplings, offsets, normals), reverse=True
+    )
+    return jnp.concatenate([early, last.reshape(nlags, latent_dim)])
+
+
+# ---------------------------------------------------------------------------
+# Parallel sampler: Särkkä & García-Fernández associative scans
+# ---------------------------------------------------------------------------
+
+
+def _gaussian_update(Q: jax.Array, J_new: jax.Array, h_new: jax.Array):
+    """Combine a prior ``x ~ N(mu, Q)`` with the information ``(J_new, h_new)``.
+
+    Works in coordinates whitened by ``L_Q`` so that only ``I + L_Q^T J L_Q``
+    (eigenvalues >= 1) is factorised.
+
+    Returns
+    -------
+    tuple
+        ``gain, offset, cov, J_mu, h_mu``: the posterior is
+        ``N(gain mu + offset, cov)``, and the data's likelihood as a function of
+        the prior mean is ``exp(-mu^T J_mu mu / 2 + mu^T h_mu)``.
+    """
+    size = Q.shape[-1]
+    eye = _eye(size, Q.dtype)
+    chol_q = _cholesky(Q)
+    whitened_info = symmetrize(chol_q.T @ J_new @ chol_q)
+    chol_s = _cholesky(whitened_info, 1.0)
+    q_inv_sqrt = solve_triangular(chol_q, eye, lower=True)  # L_Q^{-1}
+    s_inv = cho_solve((chol_s, True), eye)
+    cov_factor = solve_triangular(chol_s, chol_q.T, lower=True)  # L_S^{-1} L_Q^T
+    cov = cov_factor.T @ cov_factor
+    gain = chol_q @ s_inv @ q_inv_sqrt
+    offset = chol_q @ s_inv @ (chol_q.T @ h_new)
+    absorbed = symmetrize(cho_solve((chol_s, True), whitened_info))  # S^{-1} Z
+    J_mu = symmetrize(q_inv_sqrt.T @ absorbed @ q_inv_sqrt)
+    h_mu = q_inv_sqrt.T @ s_inv @ (chol_q.T @ h_new)
+    return gain, offset, cov, J_mu, h_mu
+
+
+def _shift_matrix(nlags: int, latent_dim: int, dtype) -> jax.Array:
+    """``xi_{t-1} -> xi_t`` for the shifted blocks; zero rows for the newest block."""
+    size = nlags * latent_dim
+    shift = jnp.zeros((size, size), dtype)
+    return shift.at[: size - latent_dim, latent_dim:].set(_eye(size - latent_dim, dtype))
+
+
+def _transition_element(Ab, Q, J_new, h_new, nlags):
+    """Filtering element ``(A, b, C, eta, J)`` of the transition into one frame."""
+    latent_dim = Q.shape[-1]
+    size = nlags * latent_dim
+    a_ar, b_ar = Ab[:, :-1], Ab[:, -1]
+    gain, offset, cov, J_mu, h_mu = _gaussian_update(Q, J_new, h_new)
+    newest = slice(size - latent_dim, size)
+    A = _shift_matrix(nlags, latent_dim, Q.dtype).at[newest].set(gain @ a_ar)
+    b = jnp.zeros((size,), Q.dtype).at[newest].set(gain @ b_ar + offset)
+    C = jnp.zeros((size, size), Q.dtype).at[newest, newest].set(cov)
+    eta = a_ar.T @ (h_mu - J_mu @ b_ar)
+    J = symmetrize(a_ar.T @ J_mu @ a_ar)
+    return A, b, C, eta, J
+
+
+def _initial_element(J_obs, h_obs, nlags):
+    """Filtering element of ``xi_{L-1}``: its posterior given frames 0..L-1."""
+    latent_dim = h_obs.shape[-1]
+    dtype = h_obs.dtype
+    prior = PRIOR_VARIANCE * _eye(latent_dim, dtype)
+    _, offsets, covs, _, _ = jax.vmap(_gaussian_update, in_axes=(None, 0, 0))(
+        prior, J_obs[:nlags], h_obs[:nlags]
+    )
+    size = nlags * latent_dim
+    zeros = jnp.zeros((size, size), dtype)
+    return zeros, offsets.reshape(-1), _block_diagonal(covs), jnp.zeros(size, dtype), zeros
+
+
+def _filter_combine(earlier, later):
+    """Associative operator of the parallel Kalman filter (batched over axis 0)."""
+    A1, b1, C1, eta1, J1 = earlier
+    A2, b2, C2, eta2, J2 = later
+    size = A1.shape[-1]
+    lhs = _eye(size, A1.dtype) + C1 @ J2
+    rhs = jnp.concatenate([A1, (b1 + (C1 @ eta2[..., None])[..., 0])[..., None], C1], -1)
+    solved = jnp.linalg.solve(lhs, rhs)
+    solved_a, solved_b, solved_c = solved[..., :size], solved[..., size], solved[..., size + 1 :]
+    # (I + J2 C1)^{-1} = (I + C1 J2)^{-T}
+    rhs_t = jnp.concatenate([J2 @ A1, (eta2 - (J2 @ b1[..., None])[..., 0])[..., None]], -1)
+    solved_t = jnp.linalg.solve(jnp.swapaxes(lhs, -1, -2), rhs_t)
+    A1_t = jnp.swapaxes(A1, -1, -2)
+    return (
+        A2 @ solved_a,
+        (A2 @ solved_b[..., None])[..., 0] + b2,
+        symmetrize(A2 @ solved_c @ jnp.swapaxes(A2, -1, -2) + C2),
+        (A1_t @ solved_t[..., size:])[..., 0] + eta1,
+        symmetrize(A1_t @ solved_t[..., :size] + J1),
+    )
+
+
+def _parallel_filter(J_obs, h_obs, Ab_t, Q_t, nlags):
+    """Filtered means ``(T-L+1, M)`` and covariances of ``xi_{L-1}, ..., xi_{T-1}``."""
+    first = _initial_element(J_obs, h_obs, nlags)
+    rest = jax.vmap(_transition_element, in_axes=(0, 0, 0, 0, None))(
+        Ab_t, Q_t, J_obs[nlags:], h_obs[nlags:], nlags
+    )
+    elements = jax.tree_util.tree_map(
+        lambda head, tail: jnp.concatenate([head[None], tail]), first, rest
+    )
+    _, means, covs, _, _ = jax.lax.associative_scan(_filter_combine, elements)
+    return means, covs
+
+
+def _backward_element(mean, cov, Ab, Q, noise, jitter):
+    """Sampling element ``xi_t = E xi_{t+1} + g`` of one backward step (noise included)."""
+    latent_dim = Q.shape[-1]
+    size = mean.shape[0]
+    nlags = size // latent_dim
+    dynamics = _shift_matrix(nlags, latent_dim, Q.dtype).at[size - latent_dim :].set(
+        Ab[:, :-1]
+    )
+    bias = jnp.zeros((size,), Q.dtype).at[size - latent_dim :].set(Ab[:, -1])
+    newest = slice(size - latent_dim, size)
+    predicted_cov = dynamics @ cov @ dynamics.T
+    predicted_cov = predicted_cov.at[newest, newest].add(Q)
+    cross = cov[:latent_dim] @ dynamics.T  # Cov(x_oldest, xi_{t+1})
+    chol_pred = _cholesky(predicted_cov)
+    gain = cho_solve((chol_pred, True), cross.T).T
+    cond_cov = cov[:latent_dim, :latent_dim] - gain @ cross.T
+    cond_mean = mean[:latent_dim] - gain @ (dynamics @ mean + bias)
+    draw = cond_mean + _cholesky(cond_cov, jitter) @ noise
+    E = jnp.zeros((size, size), Q.dtype).at[:latent_dim].set(gain)
+    E = E.at[latent_dim:, : size - latent_dim].set(_eye(size - latent_dim, Q.dtype))
+    return E, jnp.zeros((size,), Q.dtype).at[:latent_dim].set(draw)
+
+
+def _sampling_combine(later, earlier):
+    """Compose ``xi_t = E_t xi_{t+1} + g_t`` maps (reverse associative scan)."""
+    E_later, g_later = later
+    E_earlier, g_earlier = earlier
+    return (
+        E_earlier @ E_later,
+        (E_earlier @ g_later[..., None])[..., 0] + g_earlier,
+    )
+
+
+def sample_pose_latents_parallel(
+    key: jax.Array,
+    J_obs: jax.Array,
+    h_obs: jax.Array,
+    Ab_t: jax.Array,
+    Q_t: jax.Array,
+    mask: jax.Array,
+    jitter: float | jax.Array = 1e-3,
+) -> jax.Array:
+    """Same distribution as :func:`sample_pose_latents_serial`, by associative scans.
+
+    O(log T) sequential depth at about three times the work of the serial
+    sampler; worth it on accelerators for long rows.
+    """
+    num_frames, latent_dim = h_obs.shape
+    nlags = _num_lags(Ab_t, latent_dim)
+    size = nlags * latent_dim
+    dtype = h_obs.dtype
+    J_obs, h_obs = _masked_observations(J_obs, h_obs, mask)
+    Ab_t, Q_t = _effective_dynamics(Ab_t, Q_t, mask)
+    means, covs = _parallel_filter(J_obs, h_obs, Ab_t, Q_t, nlags)
+    key_last, key_back = jax.random.split(key)
+    normals = jax.random.normal(key_back, (num_frames - nlags, latent_dim), dtype)
+    E, g = jax.vmap(_backward_element, in_axes=(0, 0, 0, 0, 0, None))(
+        means[:-1], covs[:-1], Ab_t, Q_t, normals, jitter
+    )
+    last_noise = jax.random.normal(key_last, (size,), dtype)
+    last = means[-1] + _cholesky(covs[-1], jitter) @ last_noise
+    E = jnp.concatenate([E, jnp.zeros((1, size, size), dtype)])
+    g = jnp.concatenate([g, last[None]])
+    _, stacked = jax.lax.associative_scan(_sampling_combine, (E, g), reverse=True)
+    first = stacked[0].reshape(nlags, latent_dim)[:-1]
+    return jnp.concatenate([first, stacked[:, size - latent_dim :]])
