@@ -379,10 +379,7 @@ def merge_syllables(ds: xr.Dataset, mapping: Mapping[int, int]) -> xr.Dataset:
         _relabel(syllable, clean), dims=dims, attrs=ds["syllable"].attrs
     )
     relabelled = relabelled.transpose(*ds["syllable"].dims)
-    if "syllable" in ds.coords:  # a dim 'syllable' (syllable_probability) makes it one
-        out = out.assign_coords(syllable=relabelled)
-    else:
-        out["syllable"] = relabelled
+    out["syllable"] = relabelled
     if "syllable_probability" in ds.variables and clean:
         out["syllable_probability"] = _merged_probability(
             ds["syllable_probability"].transpose(

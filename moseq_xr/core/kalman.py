@@ -268,7 +268,9 @@ def sample_pose_latents_serial(
 
     def backward(stacked, step_inputs):
         chol_old, coupling, offset, noise = step_inputs
-        oldest = _draw_from_information(chol_old, offset - coupling @ stacked, noise, jitter)
+        oldest = _draw_from_information(
+            chol_old, offset - coupling @ stacked, noise, jitter
+        )
         previous = jnp.concatenate([oldest, stacked[: stacked.shape[0] - latent_dim]])
         return previous, oldest
 
@@ -317,7 +319,9 @@ def _shift_matrix(nlags: int, latent_dim: int, dtype) -> jax.Array:
     """``xi_{t-1} -> xi_t`` for the shifted blocks; zero rows for the newest block."""
     size = nlags * latent_dim
     shift = jnp.zeros((size, size), dtype)
-    return shift.at[: size - latent_dim, latent_dim:].set(_eye(size - latent_dim, dtype))
+    return shift.at[: size - latent_dim, latent_dim:].set(
+        _eye(size - latent_dim, dtype)
+    )
 
 
 def _transition_element(Ab, Q, J_new, h_new, nlags):
@@ -345,7 +349,13 @@ def _initial_element(J_obs, h_obs, nlags):
     )
     size = nlags * latent_dim
     zeros = jnp.zeros((size, size), dtype)
-    return zeros, offsets.reshape(-1), _block_diagonal(covs), jnp.zeros(size, dtype), zeros
+    return (
+        zeros,
+        offsets.reshape(-1),
+        _block_diagonal(covs),
+        jnp.zeros(size, dtype),
+        zeros,
+    )
 
 
 def _filter_combine(earlier, later):
@@ -354,11 +364,17 @@ def _filter_combine(earlier, later):
     A2, b2, C2, eta2, J2 = later
     size = A1.shape[-1]
     lhs = _eye(size, A1.dtype) + C1 @ J2
-    rhs = jnp.concatenate([A1, (b1 + (C1 @ eta2[..., None])[..., 0])[..., None], C1], -1)
+    shifted_b = b1 + (C1 @ eta2[..., None])[..., 0]
+    rhs = jnp.concatenate([A1, shifted_b[..., None], C1], -1)
     solved = jnp.linalg.solve(lhs, rhs)
-    solved_a, solved_b, solved_c = solved[..., :size], solved[..., size], solved[..., size + 1 :]
+    solved_a, solved_b, solved_c = (
+        solved[..., :size],
+        solved[..., size],
+        solved[..., size + 1 :],
+    )
     # (I + J2 C1)^{-1} = (I + C1 J2)^{-T}
-    rhs_t = jnp.concatenate([J2 @ A1, (eta2 - (J2 @ b1[..., None])[..., 0])[..., None]], -1)
+    shifted_eta = eta2 - (J2 @ b1[..., None])[..., 0]
+    rhs_t = jnp.concatenate([J2 @ A1, shifted_eta[..., None]], -1)
     solved_t = jnp.linalg.solve(jnp.swapaxes(lhs, -1, -2), rhs_t)
     A1_t = jnp.swapaxes(A1, -1, -2)
     return (
@@ -388,8 +404,10 @@ def _backward_element(mean, cov, Ab, Q, noise, jitter):
     latent_dim = Q.shape[-1]
     size = mean.shape[0]
     nlags = size // latent_dim
-    dynamics = _shift_matrix(nlags, latent_dim, Q.dtype).at[size - latent_dim :].set(
-        Ab[:, :-1]
+    dynamics = (
+        _shift_matrix(nlags, latent_dim, Q.dtype)
+        .at[size - latent_dim :]
+        .set(Ab[:, :-1])
     )
     bias = jnp.zeros((size,), Q.dtype).at[size - latent_dim :].set(Ab[:, -1])
     newest = slice(size - latent_dim, size)

@@ -11,8 +11,10 @@ on the device: each counted transition ``i -> j`` that is the k-th of its kind
 opens a new table with probability ``rho_ij / (k + rho_ij)``,
 ``rho_ij = alpha beta_j + kappa [i == j]``. Transitions are sorted by cell so
 that every transition knows its rank ``k`` without a loop over counts; the cost
-is one sort of the frames per sweep. The sticky override correction then thins
-the diagonal table counts (Fox et al. 2011, supplement).
+is one sort of the frames per sweep. The sticky override correction (Fox et al.
+2011, supplement), ``m_jj ~ Binomial(m_jj, alpha beta_j / (alpha beta_j + kappa))``,
+is applied as the equivalent thinning of each opened diagonal table, so no
+binomial sampler is needed.
 """
 
 from __future__ import annotations
@@ -70,13 +72,29 @@ def sample_table_counts(
     mask: jax.Array,
     betas: jax.Array,
     hypers: TransitionHypers,
+    override: bool = True,
 ) -> jax.Array:
     """Exact CRT table counts ``m_ij`` for the observed transitions.
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    z, mask
+        State sequences and real-frame mask, ``(N, T)``.
+    betas
+        Global weights ``(S,)``.
+    hypers
+        ``alpha, gamma, kappa``.
+    override
+        Apply the sticky override correction to the diagonal (each opened
+        diagonal table is kept with probability ``a b_j / (a b_j + kappa)``).
 
     Returns
     -------
     jax.Array
-        Shape ``(S, S)``; ``m_ij = sum_{k < n_ij} Bernoulli(rho_ij / (k + rho_ij))``.
+        Shape ``(S, S)``; without the override
+        ``m_ij = sum_{k < n_ij} Bernoulli(rho_ij / (k + rho_ij))``.
     """
     num_states = betas.shape[0]
     dtype = betas.dtype
@@ -84,22 +102,19 @@ def sample_table_counts(
     rank = jnp.arange(cells.shape[0]) - jnp.searchsorted(cells, cells, side="left")
     valid = cells < num_states * num_states
     source, destination = jnp.divmod(jnp.minimum(cells, num_states * num_states - 1), num_states)
-    rho = hypers.alpha * betas[destination] + hypers.kappa * (source == destination)
-    open_table = jax.random.uniform(key, cells.shape, dtype) < rho / (rank + rho)
+    diagonal = source == destination
+    alpha_beta = hypers.alpha * betas[destination]
+    rho = alpha_beta + hypers.kappa * diagonal
+    key_open, key_keep = jax.random.split(key)
+    opened = jax.random.uniform(key_open, cells.shape, dtype) < rho / (rank + rho)
+    if override:
+        keep = jax.random.uniform(key_keep, cells.shape, dtype) < alpha_beta / (
+            alpha_beta + hypers.kappa)
+        opened = opened & (~diagonal | keep)
     tables = jnp.bincount(
-        cells, weights=(open_table & valid).astype(dtype), length=num_states * num_states + 1
+        cells, weights=(opened & valid).astype(dtype), length=num_states * num_states + 1
     )
     return tables[:-1].reshape(num_states, num_states)
-
-
-def override_correction(
-    key: jax.Array, tables: jax.Array, betas: jax.Array, hypers: TransitionHypers
-) -> jax.Array:
-    """Thin the diagonal table counts: ``m_jj ~ Binomial(m_jj, a b_j / (a b_j + kappa))``."""
-    alpha_beta = hypers.alpha * betas
-    keep = alpha_beta / (alpha_beta + hypers.kappa)
-    diagonal = jax.random.binomial(key, jnp.diag(tables), keep).astype(tables.dtype)
-    return tables - jnp.diag(jnp.diag(tables)) + jnp.diag(diagonal)
 
 
 def sample_betas(key: jax.Array, tables: jax.Array, gamma: jax.Array) -> jax.Array:
@@ -146,10 +161,9 @@ def resample_transitions(
     tuple
         New ``(betas, pi)``.
     """
-    key_tables, key_override, key_beta, key_pi = jax.random.split(key, 4)
+    key_tables, key_beta, key_pi = jax.random.split(key, 3)
     num_states = betas.shape[0]
     tables = sample_table_counts(key_tables, z, mask, betas, hypers)
-    tables = override_correction(key_override, tables, betas, hypers)
     new_betas = sample_betas(key_beta, tables, hypers.gamma)
     counts = count_transitions(z, mask, num_states)
     return new_betas, sample_pi(key_pi, counts, new_betas, hypers)

@@ -64,6 +64,12 @@ def _counted_step(key, state, data, hypers, config: core.ModelConfig):
 
 
 _JITTED_STEP = jax.jit(_counted_step, static_argnames="config")
+_JITTED_INIT = jax.jit(core.init, static_argnames="config")
+_JITTED_INIT_POSE = jax.jit(init_pose, static_argnames="whiten")
+
+#: PRNG implementation of the chains. XLA's RngBitGenerator compiles several
+#: times faster than threefry on CPUs, which dominates the first iteration.
+KEY_IMPL = "rbg"
 
 
 def _hypers_dict(hypers: core.Hypers) -> dict[str, dict[str, np.ndarray]]:
@@ -90,10 +96,10 @@ def _model_data(prepared: PreparedData, dtype) -> core.ModelData:
 def _initial_state(key, prepared: PreparedData, data, hypers, config) -> core.ModelState:
     mean, components = pca_embedded(prepared.pca)
     dtype = data.Y.dtype
-    pose = init_pose(data.Y, data.mask, jnp.asarray(prepared.centroid, dtype),
+    pose = _JITTED_INIT_POSE(data.Y, data.mask, jnp.asarray(prepared.centroid, dtype),
                      jnp.asarray(prepared.heading, dtype), jnp.asarray(mean, dtype),
                      jnp.asarray(components[: config.latent_dim], dtype))
-    return core.init(key, data, hypers, config, pose)
+    return _JITTED_INIT(key, data, hypers, config, pose)
 
 
 def _state_arrays(state: core.ModelState) -> dict[str, dict[str, np.ndarray]]:
@@ -133,6 +139,7 @@ class _Run:
             trace={k: np.asarray(v) for k, v in trace.items()},
             meta={"iteration": done, "num_iters": self.num_iters, "seed": self.seed,
                   "key": np.asarray(jax.random.key_data(self.key)).tolist(),
+                  "key_impl": str(jax.random.key_impl(self.key)),
                   "precision": self.precision, "prepare": self.options,
                   "fit": self.fit_args, "version": __version__},
         )
@@ -285,7 +292,7 @@ def fit(
         hypers = core.make_hypers(config, alpha=alpha, gamma=gamma, kappa=kappa,
                                   S_0_scale=S_0_scale, K_0_scale=K_0_scale, dtype=dtype)
         data = _model_data(prepared, dtype)
-        key = jax.random.key(seed)
+        key = jax.random.key(seed, impl=KEY_IMPL)
         state = _initial_state(jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config)
         run = _Run(data=data, hypers=hypers, config=config, state=state, key=key, seed=seed,
                    segments=segments_index(prepared.segments), pca=prepared.pca,
@@ -336,7 +343,8 @@ def resume(
             data=core.ModelData(**{k: jnp.asarray(v, dtype) for k, v in saved.data.items()}),
             hypers=_hypers_from_dict(saved.hypers, dtype), config=config,
             state=_state_from_arrays(saved.state, dtype),
-            key=jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32)),
+            key=jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32),
+                                         impl=meta.get("key_impl", KEY_IMPL)),
             seed=meta["seed"], segments=saved.segments, pca=saved.pca,
             options=meta["prepare"], precision=meta["precision"],
             fit_args={**meta["fit"], "num_iters": target},

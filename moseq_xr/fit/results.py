@@ -118,8 +118,7 @@ def result_tree(
     """The tree ``fit`` returns: pose Dataset + results at the root, then
     ``/model``, ``/trace`` and ``/pca``."""
     root = ds.assign({
-        name: da.drop_vars([c for c in da.coords if c not in da.dims])
-        for name, da in variables.items()
+        name: xr.Variable(da.dims, da.values, da.attrs) for name, da in variables.items()
     })
     root.attrs = with_provenance(ds.attrs, "moseq_xr.fit", arguments)
     return xr.DataTree.from_dict({"/": root, "/model": model, "/trace": trace, "/pca": pca})

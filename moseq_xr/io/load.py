@@ -13,7 +13,8 @@ import xarray as xr
 
 from moseq_xr.exceptions import DataQualityWarning, FormatDetectionError, LoaderError
 from moseq_xr.io.registry import detect_source, read_file, supported_sources
-from moseq_xr.schema import RecordingData, build_dataset
+from moseq_xr.schema import RecordingData, build_dataset, validate
+from moseq_xr.schema import names as N
 from moseq_xr.schema.names import DEFAULT_INDIVIDUAL
 
 PathLike = str | Path
@@ -173,8 +174,9 @@ def load_poses(
     _unique_names(records)
     arguments = {"paths": [p.as_posix() for p in files], "source": source, "fps": fps,
                  "keypoints": keypoints, "individuals": individuals, **options}
-    return build_dataset(records, fps=fps, keypoints=keypoints, individuals=individuals,
-                         operation="moseq_xr.load_poses", arguments=arguments)
+    ds = build_dataset(records, fps=fps, keypoints=keypoints, individuals=individuals,
+                       operation="moseq_xr.load_poses", arguments=arguments)
+    return _attach_results(ds, records)
 
 
 def _as_position(name: str, array: Any) -> np.ndarray:
@@ -243,3 +245,42 @@ def from_arrays(
     return build_dataset(records, fps=fps, operation="moseq_xr.from_arrays",
                          arguments={"recordings": list(positions), "keypoints": keypoints,
                                     "fps": fps, "source_software": source_software})
+
+
+# ---------------------------------------------------------------- model results
+# Loaders of files that also hold model results (NWB exports) return them in
+# ``record.extra["results"]`` as ``{variable: (time, individual, ...) array}``,
+# rows aligned with ``record.position``.
+
+
+def _place_results(
+    values: np.ndarray, r: int, record: RecordingData, array: np.ndarray,
+    individuals: list[str],
+) -> None:
+    """Write one record's ``(time, individual, ...)`` array into ``values[r]``."""
+    rows = np.arange(len(record.position)) if record.frame is None else record.frame
+    for i, individual in enumerate(record.individuals):
+        if individual in individuals:
+            block = np.asarray(array)[:, i]
+            tail = tuple(slice(0, n) for n in block.shape[1:])
+            values[(r, individuals.index(individual), np.asarray(rows), *tail)] = block
+
+
+def _attach_results(ds: xr.Dataset, records: Sequence[RecordingData]) -> xr.Dataset:
+    """Add the result variables loaders returned to ``ds`` (same time grid)."""
+    found = [r.extra.get("results") or {} for r in records]
+    names = [n for n in N.RESULT_VARS if any(n in f for f in found)]
+    if not names:
+        return ds
+    individuals = [str(i) for i in ds[N.INDIVIDUAL].values]
+    for name in names:
+        tail = max(np.shape(f[name])[2:] for f in found if name in f)
+        syllable = name == "syllable"
+        shape = (len(records), len(individuals), ds.sizes[N.TIME], *tail)
+        values = np.full(shape, -1 if syllable else np.nan,
+                         dtype=np.int32 if syllable else np.float64)
+        for r, (record, results) in enumerate(zip(records, found, strict=True)):
+            if name in results:
+                _place_results(values, r, record, results[name], individuals)
+        ds[name] = (N.RESULT_VARS[name].dims[: 3 + len(tail)], values)
+    return validate(ds)

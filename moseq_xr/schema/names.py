@@ -36,6 +36,9 @@ DIMS: tuple[str, ...] = (RECORDING, TIME, SPACE, KEYPOINT, INDIVIDUAL)
 #: Allowed labels of the ``space`` dimension, in order.
 SPACE_LABELS: tuple[str, ...] = ("x", "y", "z")
 
+#: Dimension of per-syllable result variables on the pose Dataset.
+SYLLABLE_ID = "syllable_id"
+
 #: Default individual name for formats that track one animal without naming it.
 DEFAULT_INDIVIDUAL = "individual_0"
 
@@ -115,10 +118,11 @@ RESULT_VARS: dict[str, VariableSpec] = {
         (RECORDING, INDIVIDUAL, TIME), "i", False, "Syllable label; -1 where none."
     ),
     "syllable_probability": VariableSpec(
-        (RECORDING, INDIVIDUAL, TIME, "syllable"),
+        (RECORDING, INDIVIDUAL, TIME, SYLLABLE_ID),
         "f",
         False,
-        "Posterior probability of each syllable per frame.",
+        "Posterior probability of each syllable per frame (dim syllable_id: a "
+        "dimension cannot share the name of the syllable variable).",
     ),
     "centroid": VariableSpec(
         (RECORDING, INDIVIDUAL, TIME, SPACE), "f", False, "Model centroid."

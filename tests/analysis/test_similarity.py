@@ -172,11 +172,7 @@ def test_merge_syllables_rejects_bad_mappings():
 def test_merge_sums_syllable_probabilities():
     ds = results_dataset({"a": [0, 1, 2]})
     probability = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
-    # with a 'syllable' dim, xarray keeps the 'syllable' labels as a coordinate
-    labels = ds["syllable"].values
-    ds = ds.drop_vars("syllable")
-    ds["syllable_probability"] = ((*RESULT_DIMS, "syllable"), probability[None, None])
-    ds = ds.assign_coords(syllable=(RESULT_DIMS, labels))
+    ds["syllable_probability"] = ((*RESULT_DIMS, "syllable_id"), probability[None, None])
     merged = merge_syllables(ds, {2: 1})
     expected = np.array([[0.7, 0.3, 0.0], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]])
     np.testing.assert_allclose(merged["syllable_probability"].squeeze(), expected)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import stats
 
 from moseq_xr.core import distributions as dist
@@ -84,3 +85,19 @@ def test_dirichlet_log_density_matches_scipy():
     concentration = jnp.array([1.5, 3.0, 0.7])
     expected = stats.dirichlet(np.asarray(concentration)).logpdf(np.asarray(probs))
     np.testing.assert_allclose(dist.dirichlet_log_density(probs, concentration), expected)
+
+
+@pytest.mark.parametrize("shape_param", [1e-3, 0.3, 1.0, 2.5, 40.0, 3e4])
+def test_gamma_sampler_moments(key, shape_param):
+    draws = dist.sample_gamma(key, jnp.full((40000,), shape_param))
+    np.testing.assert_allclose(draws.mean(), shape_param, rtol=0.03, atol=2e-4)
+    if shape_param >= 0.3:  # the variance of tiny shapes is too heavy-tailed to test
+        np.testing.assert_allclose(draws.var(), shape_param, rtol=0.06)
+    result = stats.kstest(np.asarray(draws), stats.gamma(shape_param).cdf)
+    assert result.pvalue > 1e-3
+
+
+def test_log_gamma_stays_finite_for_tiny_shapes(key):
+    log_draws = dist.sample_log_gamma(key, jnp.full((1000,), 1e-200))
+    assert bool(jnp.all(jnp.isfinite(log_draws)))
+    assert float(log_draws.max()) < -1e100

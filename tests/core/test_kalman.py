@@ -29,7 +29,9 @@ def _random_problem(seed, num_frames=12, latent_dim=2, nlags=2, mask=None):
     b = 0.3 * rng.normal(size=(num_trans, latent_dim, 1))
     roots = 0.4 * rng.normal(size=(num_trans, latent_dim, latent_dim))
     Q = roots @ roots.transpose(0, 2, 1) + 0.05 * np.eye(latent_dim)
-    rank = rng.integers(0, latent_dim + 1, size=num_frames)  # some rank-deficient, some 0
+    rank = rng.integers(
+        0, latent_dim + 1, size=num_frames
+    )  # some rank-deficient, some 0
     factors = rng.normal(size=(num_frames, latent_dim, latent_dim))
     factors *= np.arange(latent_dim)[None, None, :] < rank[:, None, None]
     J = 2.0 * factors @ factors.transpose(0, 2, 1)
@@ -88,17 +90,17 @@ def _assert_moments(samples, mean, cov, z_max=5.0):
     assert np.max(np.abs(cov_z)) < z_max, np.max(np.abs(cov_z))
 
 
+CASES = {  # nlags -> mask (L = 2 runs in the float32 test: compilation is slow)
+    1: [1, 1, 1, 0, 1, 1],  # a masked frame inside: one hold transition (3 -> 4)
+    3: [1] * 4 + [0] + [1] * 5 + [0, 0],  # masked frame inside, padded end
+}
+
+
 @pytest.mark.parametrize("name", ["serial", "parallel"])
-@pytest.mark.parametrize(
-    ("nlags", "mask"),
-    [
-        (2, [1] * 5 + [0] + [1] * 4 + [0, 0]),  # a masked frame inside, padded end
-        (3, [1] * 10 + [0, 0]),  # one hold transition (10 -> 11)
-        (1, [1] * 12),
-    ],
-)
-def test_samples_match_dense_posterior(name, nlags, mask):
-    problem = _random_problem(nlags, nlags=nlags, mask=mask)
+@pytest.mark.parametrize("nlags", [1, 3])
+def test_samples_match_dense_posterior(name, nlags):
+    mask = CASES[nlags]
+    problem = _random_problem(nlags, num_frames=len(mask), nlags=nlags, mask=mask)
     mean, cov = _dense_posterior(*problem)
     samples = _draws(name, problem)
     _assert_moments(samples, mean, cov)
@@ -107,9 +109,11 @@ def test_samples_match_dense_posterior(name, nlags, mask):
 
 def test_hold_dynamics_used_after_padding():
     """With the source frame padded, x_t - x_{t-1} has variance ~ HOLD_VARIANCE."""
-    problem = _random_problem(5, nlags=2, mask=[1] * 10 + [0, 0])
+    problem = _random_problem(5, nlags=3, mask=[1] * 10 + [0, 0])
     mean, cov = _dense_posterior(*problem)
-    step_var = cov[22, 22] + cov[20, 20] - 2 * cov[20, 22]  # x_11 - x_10, first coordinate
+    step_var = (
+        cov[22, 22] + cov[20, 20] - 2 * cov[20, 22]
+    )  # x_11 - x_10, first coordinate
     np.testing.assert_allclose(step_var, kalman.HOLD_VARIANCE, rtol=1e-9)
     samples = _draws("serial", problem)
     steps = samples[:, 22] - samples[:, 20]
@@ -117,7 +121,7 @@ def test_hold_dynamics_used_after_padding():
 
 
 def test_serial_and_parallel_agree_with_jitter():
-    problem = _random_problem(11, nlags=2, mask=[1] * 11 + [0])
+    problem = _random_problem(11, nlags=3, mask=[1] * 12)
     jitter = 0.05
     mean, cov = _dense_posterior(*problem)
     serial = _draws("serial", problem, jitter, seed=2)
@@ -128,8 +132,10 @@ def test_serial_and_parallel_agree_with_jitter():
         assert np.max(np.abs(z)) < 5
         # ... and the last frame is drawn from its filtered law plus jitter * I
         last = slice(-2, None)
-        expected_last = cov[last, last] + jitter * np.eye(2)
-        np.testing.assert_allclose(np.cov(samples[:, last].T), expected_last, atol=0.06)
+        expected = cov[last, last] + jitter * np.eye(2)
+        scale = np.sqrt(np.diag(expected))
+        error = (np.cov(samples[:, last].T) - expected) / np.outer(scale, scale)
+        assert np.max(np.abs(error)) < 5 * np.sqrt(2 / len(samples))
     # both samplers give the same (jittered) covariance
     pooled = 0.5 * (np.cov(serial.T) + np.cov(parallel.T))
     var = np.diag(pooled)
@@ -172,15 +178,17 @@ def test_emission_information_matches_dense(num_dims):
     np.testing.assert_allclose(linear, linear_expected, rtol=1e-10, atol=1e-12)
 
 
-def _ill_conditioned_problem(num_frames=48, latent_dim=4, nlags=3):
+def _ill_conditioned_problem(num_frames=32, latent_dim=3, nlags=2):
     """Near-unit-root dynamics, tiny Q, very informative and uninformative frames."""
     rng = np.random.default_rng(0)
     num_trans = num_frames - nlags
     A = np.zeros((num_trans, latent_dim, latent_dim * nlags))
     A[:, :, -latent_dim:] = 0.999 * np.eye(latent_dim)
-    A[:, :, -2 * latent_dim : -latent_dim] = 1e-3 * rng.normal(size=(latent_dim, latent_dim))
+    A[:, :, -2 * latent_dim : -latent_dim] = 1e-3 * rng.normal(
+        size=(latent_dim, latent_dim)
+    )
     b = 1e-2 * rng.normal(size=(num_trans, latent_dim, 1))
-    Q = np.broadcast_to(np.diag([1e-4, 1e-3, 1e-2, 1.0]), (num_trans, latent_dim, latent_dim))
+    Q = np.broadcast_to(np.diag([1e-4, 1e-2, 1.0]), (num_trans, latent_dim, latent_dim))
     scale = 10.0 ** rng.uniform(-3, 5, size=(num_frames, 1, 1))
     factors = rng.normal(size=(num_frames, latent_dim, latent_dim))
     J = scale * factors @ factors.transpose(0, 2, 1)
@@ -188,7 +196,7 @@ def _ill_conditioned_problem(num_frames=48, latent_dim=4, nlags=3):
     J[:, 0, :] *= 1e-3
     h = np.einsum("tpq,q->tp", J, np.ones(latent_dim) * 50.0)
     mask = np.ones(num_frames)
-    mask[40:] = 0
+    mask[24:] = 0
     Ab = np.concatenate([A, b], -1)
     return tuple(np.asarray(a, np.float32) for a in (J, h, Ab, Q, mask))
 
@@ -202,4 +210,4 @@ def test_float32_smoke(name):
         assert samples.dtype == jnp.float32
         assert bool(jnp.all(jnp.isfinite(samples)))
         # the well-observed frames are pinned near the truth (50 in each coordinate)
-        assert float(jnp.abs(samples[:, :40, 1:] - 50.0).mean()) < 1.0
+        assert float(jnp.abs(samples[:, :24, 1:] - 50.0).mean()) < 1.0

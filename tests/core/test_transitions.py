@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from moseq_xr.core import transitions as tr
 
@@ -23,35 +24,33 @@ def test_transition_counts_respect_mask():
     np.testing.assert_array_equal(counts, expected)
 
 
-def test_table_counts_have_crt_mean(key):
-    z = jnp.array([[0] * 40 + [1] * 25 + [0] * 10 + [2] * 5 + [1] * 3])
-    mask = jnp.ones_like(z)
-    betas = jnp.array([0.5, 0.3, 0.2])
-    hypers = _hypers()
-    draws = jax.vmap(tr.sample_table_counts, in_axes=(0, None, None, None, None))(
-        jax.random.split(key, 20000), z, mask, betas, hypers
-    )
+def _crt_means(z, mask, betas, hypers, override):
     counts = np.asarray(tr.count_transitions(z, mask, 3))
-    rho = hypers.alpha * betas[None, :] + hypers.kappa * jnp.eye(3)
+    rho = np.asarray(hypers.alpha * betas[None, :] + hypers.kappa * jnp.eye(3))
+    keep = np.asarray(hypers.alpha * betas / (hypers.alpha * betas + hypers.kappa))
     expected = np.zeros((3, 3))
     for i in range(3):
         for j in range(3):
             expected[i, j] = sum(rho[i, j] / (k + rho[i, j]) for k in range(int(counts[i, j])))
+            if override and i == j:
+                expected[i, j] *= keep[j]
+    return counts, expected
+
+
+@pytest.mark.parametrize("override", [False, True])
+def test_table_counts_have_crt_mean(key, override):
+    z = jnp.array([[0] * 40 + [1] * 25 + [0] * 10 + [2] * 5 + [1] * 3])
+    mask = jnp.ones_like(z)
+    betas = jnp.array([0.5, 0.3, 0.2])
+    hypers = _hypers()
+    draws = jax.vmap(tr.sample_table_counts, in_axes=(0, None, None, None, None, None))(
+        jax.random.split(key, 20000), z, mask, betas, hypers, override
+    )
+    counts, expected = _crt_means(z, mask, betas, hypers, override)
     np.testing.assert_allclose(draws.mean(0), expected, atol=0.03)
     assert np.all(np.asarray(draws) <= counts)
-    assert np.all(np.asarray(draws)[:, counts > 0] >= 1)  # the first customer always opens a table
-
-
-def test_override_correction_thins_diagonal(key):
-    tables = jnp.array([[40.0, 2.0], [1.0, 30.0]])
-    betas = jnp.array([0.6, 0.4])
-    hypers = _hypers(alpha=2.0, kappa=10.0)
-    draws = jax.vmap(tr.override_correction, in_axes=(0, None, None, None))(
-        jax.random.split(key, 20000), tables, betas, hypers
-    )
-    keep = hypers.alpha * betas / (hypers.alpha * betas + hypers.kappa)
-    np.testing.assert_allclose(np.diagonal(draws.mean(0)), np.diag(tables) * keep, rtol=0.02)
-    np.testing.assert_array_equal(draws[:, 0, 1], 2.0)
+    if not override:  # the first customer always opens a table
+        assert np.all(np.asarray(draws)[:, counts > 0] >= 1)
 
 
 def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):

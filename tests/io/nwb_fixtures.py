@@ -31,7 +31,8 @@ from ndx_pose import (
     Skeleton,
     Skeletons,
 )
-from pynwb import NWBHDF5IO, NWBFile
+from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+from pynwb.behavior import CompassDirection, Position, SpatialSeries
 from pynwb.file import Subject
 from pynwb.image import ImageSeries
 
@@ -323,6 +324,102 @@ def add_multicamera_pose_estimation(
     )
     _module(nwbfile, module).add(multi)
     return multi
+
+
+def _neuroconv_bouts(syllables: np.ndarray, rate: float, starting_time: float):
+    """Runs of one label >= 0 as (label, start_time, stop_time), NeuroConv style."""
+    bouts, first = [], 0
+    for t in range(1, syllables.size + 1):
+        if t == syllables.size or syllables[t] != syllables[first]:
+            if syllables[first] >= 0:
+                start = starting_time + first / rate
+                stop = starting_time + (t - 1) / rate + 1 / rate
+                bouts.append((int(syllables[first]), start, stop))
+            first = t
+    return bouts
+
+
+def add_neuroconv_moseq_results(
+    nwbfile: NWBFile,
+    pose: PoseEstimation,
+    *,
+    syllables: np.ndarray,
+    centroid: np.ndarray,
+    heading: np.ndarray,
+    latent_state: np.ndarray,
+    rate: float = 30.0,
+    starting_time: float = 0.0,
+    module: str = "behavior",
+) -> None:
+    """Add keypoint-MoSeq results as NeuroConv 0.10.2's MoseqKeyPointsInterface does.
+
+    Spec section 3.3: float32 ``Position/MoseqKeyPointsCentroid`` (unit
+    ``"unknown"`` and a placeholder reference frame, as NeuroConv writes),
+    ``CompassDirection/MoseqKeyPointsHeading``, ``MoseqKeyPointsLatentState``,
+    ``MoseqKeyPointsEthogram`` and ``MoseqKeyPointsEthogramBouts`` (source =
+    the latent state), and no per-frame syllable series.
+    """
+    from ndx_ethogram import Ethogram, EthogramBouts
+
+    behavior = _module(nwbfile, module)
+    timing = {"rate": float(rate), "starting_time": float(starting_time)}
+    frame = "PLACEHOLDER: keypoint-MoSeq does not record the coordinate frame."
+    position = Position(name="Position")
+    position.add_spatial_series(
+        SpatialSeries(
+            name="MoseqKeyPointsCentroid",
+            description="centroid",
+            data=np.asarray(centroid, np.float32),
+            unit="unknown",
+            reference_frame=frame,
+            **timing,
+        )
+    )
+    compass = CompassDirection(name="CompassDirection")
+    compass.add_spatial_series(
+        SpatialSeries(
+            name="MoseqKeyPointsHeading",
+            description="heading",
+            data=np.asarray(heading, np.float32),
+            unit="radians",
+            reference_frame=frame,
+            **timing,
+        )
+    )
+    latent = TimeSeries(
+        name="MoseqKeyPointsLatentState",
+        description="latent state",
+        data=np.asarray(latent_state, np.float32),
+        unit="a.u.",
+        **timing,
+    )
+    behavior.add(position)
+    behavior.add(compass)
+    behavior.add(latent)
+    ethogram = Ethogram(
+        name="MoseqKeyPointsEthogram", description="syllables", exclusive=True
+    )
+    ethogram.add_column("native_code", "syllable id")
+    for syllable in np.unique(syllables[syllables >= 0]):
+        ethogram.add_row(
+            behavior=str(syllable), definition="syllable", native_code=int(syllable)
+        )
+    behavior.add(ethogram)
+    bouts = EthogramBouts(
+        name="MoseqKeyPointsEthogramBouts",
+        description="keypoint-MoSeq syllables",
+        labeling_method="automated",
+        source_software="keypoint-MoSeq",
+        parameters='{"kappa": 1000000.0, "nlags": 3}',
+        source=latent,
+        source_pose=pose,
+        ethogram=ethogram,
+    )
+    for label, start, stop in _neuroconv_bouts(
+        np.asarray(syllables), rate, starting_time
+    ):
+        bouts.add_row(start_time=start, stop_time=stop, label=str(label))
+    behavior.add(bouts)
 
 
 def write_nwbfile(nwbfile: NWBFile, path: str | Path) -> Path:

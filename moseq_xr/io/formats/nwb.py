@@ -15,7 +15,10 @@ Recordings
     the suffix when the file holds several recordings). A
     ``MultiCameraPoseEstimation`` gives one recording from its 3-D world-space
     series; its per-camera ``PoseEstimation`` children are read as recordings
-    of their own only when it has no world-space series.
+    of their own only when it has no world-space series. Files written by
+    moseq_xr (``NWBFile.was_generated_by`` names ``moseq_xr``) hold one
+    recording: all ``PoseEstimation`` containers of a module, one per
+    individual, named by their Skeleton ``<individual>_skeleton``.
 
 Keypoints (never sorted alphabetically; tried in this order)
     1. DLC2NWB files (series ``ind1_snout`` described as ``"Keypoint snout from
@@ -29,9 +32,9 @@ Keypoints (never sorted alphabetically; tried in this order)
        prefix shared by all is removed), with a warning if a Skeleton exists.
 
 Individuals
-    The track name (sleap-io), the DLC prefix (rules 1 and 3), else the
-    ``subject_id`` of the Subject linked to the Skeleton, else of the file's
-    Subject, else ``individual_0``.
+    The track name (sleap-io), the Skeleton name (moseq_xr exports), the DLC
+    prefix (rules 1 and 3), else the ``subject_id`` of the Subject linked to
+    the Skeleton, else of the file's Subject, else ``individual_0``.
 
 Timing
     ``rate`` + ``starting_time`` give fps and the start time (kept, so
@@ -43,10 +46,23 @@ Timing
     default) are frame numbers, not seconds: they place rows on video frames,
     no fps is taken from them, and a :class:`DataQualityWarning` asks for
     ``fps=``.
+
+Results
+    keypoint-MoSeq results stored with NeuroConv's names (spec section 3.3; a
+    ``_<individual>`` suffix when the recording has several individuals) are
+    read onto the recording's frames by time and returned in
+    ``RecordingData.extra["results"]`` (``{variable: (time, individual, ...)}``):
+    ``syllable`` from ``MoseqKeyPointsSyllable``, or decoded from
+    ``MoseqKeyPointsEthogramBouts`` (-1 outside every bout); ``centroid``
+    (``Position/MoseqKeyPointsCentroid``), ``heading``
+    (``CompassDirection/MoseqKeyPointsHeading``) and ``latent_state``
+    (``MoseqKeyPointsLatentState``). ``load_poses`` adds them to the Dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -63,6 +79,21 @@ from moseq_xr.schema import RecordingData
 from moseq_xr.schema.names import DEFAULT_INDIVIDUAL
 
 _INSTALL_HINT = "pip install 'moseq-xr[nwb]'"
+
+#: Software name moseq_xr's exporter records in ``NWBFile.was_generated_by``.
+PRODUCER = "moseq_xr"
+#: Skeletons of moseq_xr exports are named ``{individual}_skeleton``.
+SKELETON_SUFFIX = "_skeleton"
+#: NeuroConv's keypoint-MoSeq result names (spec section 3.3); suffixed
+#: ``_<individual>`` when a file holds several individuals.
+SYLLABLE_SERIES = "MoseqKeyPointsSyllable"
+ETHOGRAM = "MoseqKeyPointsEthogram"
+ETHOGRAM_BOUTS = "MoseqKeyPointsEthogramBouts"
+CENTROID_SERIES = "MoseqKeyPointsCentroid"
+HEADING_SERIES = "MoseqKeyPointsHeading"
+LATENT_SERIES = "MoseqKeyPointsLatentState"
+POSITION = "Position"
+COMPASS = "CompassDirection"
 _SERIES_PREFIX = "PoseEstimationSeries"
 _TRACK_PREFIX = "track="
 _CACHED_NAMESPACE_WARNING = "Ignoring the following cached namespace"
@@ -112,6 +143,8 @@ def _import_pynwb() -> Any:
         raise ImportError(
             f"reading NWB pose files needs pynwb and ndx-pose: {_INSTALL_HINT}"
         ) from error
+    with contextlib.suppress(ImportError):  # the types of our result exports
+        import ndx_ethogram  # noqa: F401
     return NWBHDF5IO
 
 
@@ -153,16 +186,45 @@ def _walk_pose_containers(obj: Any) -> Iterator[Any]:
         yield from _walk_pose_containers(child)
 
 
+def _written_by_moseq_xr(nwbfile: Any) -> bool:
+    """Whether ``NWBFile.was_generated_by`` names moseq_xr's exporter."""
+    generated_by = getattr(nwbfile, "was_generated_by", None)
+    if generated_by is None:
+        return False
+    rows = np.asarray(generated_by[:], dtype=object).reshape(-1, 2)
+    return any(str(_decoded(name)) == PRODUCER for name, _ in rows)
+
+
+def _decoded(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _export_individual(container: Any) -> str | None:
+    """Return the individual of a moseq_xr export: its Skeleton name minus suffix."""
+    skeleton = getattr(container, "skeleton", None)
+    name = getattr(skeleton, "name", "") or ""
+    if name.endswith(SKELETON_SUFFIX) and len(name) > len(SKELETON_SUFFIX):
+        return name[: -len(SKELETON_SUFFIX)]
+    return None
+
+
+def _track(container: Any, ours: bool) -> str | None:
+    """Name the individual of a container that shares its module's recording."""
+    if _type_name(container) != "PoseEstimation":
+        return None
+    if ours:
+        return _export_individual(container)
+    if container.name.startswith(_TRACK_PREFIX):
+        return container.name[len(_TRACK_PREFIX) :]
+    return None
+
+
 def _find_sources(nwbfile: Any) -> list[_Source]:
+    ours = _written_by_moseq_xr(nwbfile)
     sources = []
     for module_name, module in nwbfile.processing.items():
         for container in _walk_pose_containers(module):
-            track = None
-            if container.name.startswith(_TRACK_PREFIX) and _type_name(container) == (
-                "PoseEstimation"
-            ):
-                track = container.name[len(_TRACK_PREFIX) :]
-            sources.append(_Source(module_name, container, track))
+            sources.append(_Source(module_name, container, _track(container, ours)))
     return sources
 
 
@@ -390,6 +452,7 @@ class _Timing:
     start_time: float | None = None
     timestamps: np.ndarray | None = None
     frame: np.ndarray | None = None
+    row_times: np.ndarray | None = None  # time of each output row, file units
 
 
 def _looks_like_frame_indices(times: np.ndarray) -> bool:
@@ -412,7 +475,7 @@ def _frame_index_timing(
     )
     frame = times.astype(np.int64) - min(int(times[0]), 0)
     dense = np.array_equal(frame, np.arange(frame.size))
-    return _Timing(frame.size, rows, frame=None if dense else frame)
+    return _Timing(frame.size, rows, frame=None if dense else frame, row_times=times)
 
 
 def _rate_timing(series: Sequence[_Series], where: str) -> _Timing:
@@ -426,7 +489,9 @@ def _rate_timing(series: Sequence[_Series], where: str) -> _Timing:
     times = start + np.arange(n_rows) / rate
     if _looks_like_frame_indices(times):
         return _frame_index_timing(times, rows, where)
-    return _Timing(n_rows, rows, fps=float(rate), start_time=float(start))
+    return _Timing(
+        n_rows, rows, fps=float(rate), start_time=float(start), row_times=times
+    )
 
 
 def _stamp_timing(series: Sequence[_Series], where: str) -> _Timing:
@@ -437,14 +502,18 @@ def _stamp_timing(series: Sequence[_Series], where: str) -> _Timing:
     if _looks_like_frame_indices(union):
         return _frame_index_timing(union, rows, where)
     if union.size < 2:
-        return _Timing(
-            union.size, rows, start_time=float(union[0]) if union.size else None
-        )
+        start = float(union[0]) if union.size else None
+        return _Timing(union.size, rows, start_time=start, row_times=union)
     fps = round(float(1.0 / np.median(np.diff(union))), 6)
     frames = np.rint((union - union[0]) * fps).astype(np.int64)
     gaps = frames[-1] != frames.size - 1 and bool(np.all(np.diff(frames) > 0))
     return _Timing(
-        union.size, rows, fps=fps, timestamps=union, frame=frames if gaps else None
+        union.size,
+        rows,
+        fps=fps,
+        timestamps=union,
+        frame=frames if gaps else None,
+        row_times=union,
     )
 
 
@@ -534,9 +603,9 @@ def _video_path(container: Any, path: Path) -> str:
     if not files:
         return ""
     video_file = Path(files[0])
-    return (
-        video_file if video_file.is_absolute() else path.parent / video_file
-    ).as_posix()
+    if not video_file.is_absolute():
+        video_file = Path(os.path.normpath(path.parent / video_file))
+    return video_file.as_posix()
 
 
 def _unique_individual_names(individuals: list[_Individual], path: Path) -> None:
@@ -579,6 +648,160 @@ def _arrays(
     return position, confidence if has_confidence else None
 
 
+# --------------------------------------------------------------------------- results
+
+#: Result variable -> series name, for the float results read per frame.
+_FLOAT_RESULTS = {
+    "centroid": CENTROID_SERIES,
+    "heading": HEADING_SERIES,
+    "latent_state": LATENT_SERIES,
+}
+_RESULT_HOLDERS = ("Position", "CompassDirection")
+
+
+def _named_objects(modules: Sequence[Any]) -> dict[str, Any]:
+    """Map names to the objects of ``modules`` and Position/CompassDirection series."""
+    found: dict[str, Any] = {}
+    for module in modules:
+        for name, obj in module.data_interfaces.items():
+            found.setdefault(name, obj)
+            if _type_name(obj) in _RESULT_HOLDERS:
+                for child in obj.children:
+                    found.setdefault(child.name, child)
+    return found
+
+
+def _series_times(series: Any) -> np.ndarray:
+    n_rows = len(series.data)
+    if series.timestamps is not None:
+        return np.asarray(series.timestamps[:], dtype=np.float64)
+    start = float(series.starting_time or 0.0)
+    return start + np.arange(n_rows) / float(series.rate)
+
+
+def _nearest_rows(times: np.ndarray, row_times: np.ndarray) -> np.ndarray:
+    """Row of each time (nearest row time), -1 where none lies within half a step."""
+    if row_times.size == 1:
+        rows = np.zeros(times.size, dtype=np.int64)
+        return np.where(np.abs(times - row_times[0]) <= 1e-6, rows, -1)
+    right = np.clip(np.searchsorted(row_times, times), 1, row_times.size - 1)
+    left = right - 1
+    nearer_left = np.abs(times - row_times[left]) <= np.abs(row_times[right] - times)
+    rows = np.where(nearer_left, left, right)
+    tolerance = 0.49 * float(np.min(np.diff(row_times)))
+    return np.where(np.abs(row_times[rows] - times) <= tolerance, rows, -1)
+
+
+def _per_frame(series: Any, row_times: np.ndarray, fill: float) -> np.ndarray:
+    """Place a result TimeSeries on the recording's rows."""
+    data = np.asarray(series.data[:])
+    out = np.full((row_times.size, *data.shape[1:]), fill, dtype=data.dtype)
+    if data.dtype.kind == "f":
+        out = out.astype(np.float64)
+        conversion = float(series.conversion if series.conversion is not None else 1)
+        data = data.astype(np.float64) * conversion + float(series.offset or 0.0)
+    rows = _nearest_rows(_series_times(series), row_times)
+    out[rows[rows >= 0]] = data[rows >= 0]
+    return out
+
+
+def _decode_bouts(bouts: Any, row_times: np.ndarray, where: str) -> np.ndarray | None:
+    """Per-row syllables from an EthogramBouts table; -1 outside every bout."""
+    labels = [str(_decoded(v)) for v in bouts["label"].data[:]]
+    try:
+        codes = [int(label) for label in labels]
+    except ValueError:
+        warnings.warn(
+            f"{where}: {bouts.name} labels are not integer syllable ids; not read",
+            DataQualityWarning,
+            stacklevel=6,
+        )
+        return None
+    step = float(np.min(np.diff(row_times))) if row_times.size > 1 else 1.0
+    tolerance = 0.25 * step
+    out = np.full(row_times.size, -1, dtype=np.int32)
+    starts = np.asarray(bouts["start_time"].data[:], dtype=np.float64)
+    stops = np.asarray(bouts["stop_time"].data[:], dtype=np.float64)
+    first = np.searchsorted(row_times, starts - tolerance)
+    end = np.searchsorted(row_times, stops - tolerance)
+    for code, a, b in zip(codes, first, end, strict=True):
+        out[a:b] = code
+    return out
+
+
+def _result_names(base: str, individual: str, n_individuals: int) -> list[str]:
+    return [f"{base}_{individual}"] + ([base] if n_individuals == 1 else [])
+
+
+def _first_named(objects: dict[str, Any], names: list[str]) -> Any:
+    return next((objects[n] for n in names if n in objects), None)
+
+
+def _read_syllable(objects, individual, n_ind, row_times, where) -> np.ndarray | None:
+    series = _first_named(objects, _result_names(SYLLABLE_SERIES, individual, n_ind))
+    if series is not None:
+        return _per_frame(series, row_times, -1).astype(np.int32)
+    bouts = _first_named(objects, _result_names(ETHOGRAM_BOUTS, individual, n_ind))
+    return None if bouts is None else _decode_bouts(bouts, row_times, where)
+
+
+def _stack_individuals(
+    arrays: list[np.ndarray | None], n_rows: int, fill: float
+) -> np.ndarray | None:
+    """``(rows, individual, ...)``; individuals without the result get ``fill``."""
+    present = [a for a in arrays if a is not None]
+    if not present:
+        return None
+    tail = max((a.shape[1:] for a in present), key=len)
+    dtype = np.int32 if fill == -1 else np.float64
+    out = np.full((n_rows, len(arrays), *tail), fill, dtype=dtype)
+    for i, array in enumerate(arrays):
+        if array is not None and array.shape[1:] == tail:
+            out[:, i] = array
+    return out
+
+
+def _read_results(
+    group: _Group, nwbfile: Any, individuals: list[str], timing: _Timing, where: str
+) -> dict[str, np.ndarray]:
+    """keypoint-MoSeq results (spec section 3.3) on the recording's rows.
+
+    Returns ``{variable: array}`` with arrays ``(time, individual[, ...])``:
+    ``syllable`` (int32, -1 = none; from ``MoseqKeyPointsSyllable``, else
+    decoded from ``MoseqKeyPointsEthogramBouts``), ``centroid``, ``heading``,
+    ``latent_state``.
+    """
+    if timing.row_times is None or timing.n_rows == 0:
+        return {}
+    module_names = dict.fromkeys(s.module for s in group.sources)
+    objects = _named_objects([nwbfile.processing[m] for m in module_names])
+    n_space = group.sources[0].container.pose_estimation_series.values()
+    n_space = next(iter(n_space)).data.shape[1]
+    n_ind, row_times = len(individuals), timing.row_times
+    syllables = [
+        _read_syllable(objects, ind, n_ind, row_times, where) for ind in individuals
+    ]
+    results = {"syllable": _stack_individuals(syllables, timing.n_rows, -1)}
+    for variable, base in _FLOAT_RESULTS.items():
+        found = [
+            _first_named(objects, _result_names(base, i, n_ind)) for i in individuals
+        ]
+        arrays = [
+            None if f is None else _per_frame(f, row_times, np.nan) for f in found
+        ]
+        results[variable] = _stack_individuals(arrays, timing.n_rows, np.nan)
+    centroid = results["centroid"]
+    if centroid is not None and centroid.shape[2:] != (n_space,):
+        warnings.warn(
+            f"{where}: the centroid has {centroid.shape[2:]} columns for {n_space}-D "
+            "poses; not read",
+            DataQualityWarning,
+            stacklevel=5,
+        )
+        results["centroid"] = None
+    return {k: v for k, v in results.items() if v is not None}
+
+
 def _read_group(group: _Group, nwbfile: Any, path: Path) -> RecordingData:
     individuals = [_read_individual(s, nwbfile, path) for s in group.sources]
     _unique_individual_names(individuals, path)
@@ -589,6 +812,8 @@ def _read_group(group: _Group, nwbfile: Any, path: Path) -> RecordingData:
     keypoints = _union_keypoints(individuals)
     position, confidence = _arrays(individuals, keypoints, timing)
     first = group.sources[0].container
+    names = [i.name for i in individuals]
+    results = _read_results(group, nwbfile, names, timing, f"{path} [{group.label}]")
     return RecordingData(
         name=group.name,
         position=position,
@@ -604,6 +829,7 @@ def _read_group(group: _Group, nwbfile: Any, path: Path) -> RecordingData:
         video_path=_video_path(first, path),
         skeleton=_skeleton_edges(first, individuals[0].keypoints),
         space_unit=_space_unit(all_series),
+        extra={"results": results} if results else {},
     )
 
 
