@@ -3,7 +3,7 @@
 Runs in moseq_xr's virtualenv as a child process of ``compare_reference.py``
 (so that its peak memory is its own). It rebuilds a pose Dataset from the raw
 arrays the reference gets (``moseq_xr.io.load.from_arrays``), calls
-``moseq_xr.fit.api.fit`` and reads the per-iteration wall times from the
+``moseq_xr.fitting.api.fit`` and reads the per-iteration wall times from the
 result's ``/trace`` (``seconds``: one compiled Gibbs sweep plus the finite
 check that synchronises it, timed by moseq_xr's own loop).
 
@@ -111,7 +111,7 @@ def main(argv=None):
     start = time.perf_counter()
     import jax
 
-    from moseq_xr.fit.api import fit
+    from moseq_xr.fitting.api import fit
 
     import_seconds = time.perf_counter() - start
     ds, (anterior, posterior) = load_dataset(args.data)

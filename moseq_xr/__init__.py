@@ -1,8 +1,11 @@
 """moseq_xr: behavioural syllables and states from pose tracking, on xarray.
 
 Importing the package registers the ``ds.moseq`` accessor and nothing else:
-no JAX configuration, warning filters or other global state is changed.
+no JAX configuration, warning filters or other global state is changed. JAX is
+imported only when a model function is first used.
 """
+
+from typing import Any
 
 from moseq_xr import accessor as _accessor  # noqa: F401  (registers ds.moseq)
 from moseq_xr._version import __version__
@@ -17,13 +20,33 @@ from moseq_xr.io import (
 from moseq_xr.qc import qc as qc
 from moseq_xr.schema import validate
 
+_LAZY = {
+    "fit": "moseq_xr.fitting.api",
+    "resume": "moseq_xr.fitting.api",
+    "simulate": "moseq_xr.simulation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the model entry points on first use (keeps ``import moseq_xr`` light)."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'moseq_xr' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "detect_source",
+    "fit",
     "from_arrays",
     "load_poses",
     "open",
+    "qc",
+    "resume",
     "save",
+    "simulate",
     "supported_sources",
     "validate",
 ]

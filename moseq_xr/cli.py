@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 from rich.console import Console
 from rich.table import Table
@@ -429,6 +430,79 @@ def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- fit
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="project store (.zarr) holding the pose data")
+    parser.add_argument("--stage", default="ar", help="model stage (default: ar)")
+    parser.add_argument("--num-iters", type=int, default=50, help="Gibbs sweeps")
+    parser.add_argument("--kappa", type=float, default=1e6, help="stickiness")
+    parser.add_argument("--latent-dim", type=int, help="pose latent dimension")
+    parser.add_argument("--num-states", type=int, default=100, help="max syllables")
+    parser.add_argument("--nlags", type=int, default=3, help="AR order")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the chain")
+    parser.add_argument("--checkpoint-every", type=int, default=10, help="sweeps")
+    parser.add_argument("--precision", default="float64", choices=("float64", "float32"))
+    parser.add_argument("--anterior", nargs="+", help="anterior keypoint(s)")
+    parser.add_argument("--posterior", nargs="+", help="posterior keypoint(s)")
+    parser.add_argument("--use-keypoints", nargs="+", help="keypoints to model")
+    parser.add_argument("--fix-heading", action="store_true", help="head-fixed animal")
+    parser.add_argument("--outlier-removal", action="store_true", help="drop outliers")
+    parser.add_argument("--parallel", action="store_true",
+                        help="associative-scan message passing (GPUs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fit_summary(tree: xr.DataTree, console: Console, store: str) -> None:
+    trace = tree["trace"].to_dataset()
+    model = tree["model"]
+    syllable = tree.to_dataset()["syllable"].values
+    used = len(np.unique(syllable[syllable >= 0]))
+    rows = [
+        ("iterations", str(model.attrs["iterations"])),
+        ("stopped early", model.attrs["stopped_early"] or "no"),
+        ("syllables used", str(used)),
+        ("median duration", f"{float(trace['median_duration_s'][-1]):.3f} s"
+         if trace.sizes["iteration"] else "-"),
+        ("log joint", f"{float(trace['log_joint'][-1]):.6g}" if trace.sizes["iteration"] else "-"),
+        ("saved to", store),
+    ]
+    console.print(_key_value_table(rows))
+
+
+def cmd_fit(args: argparse.Namespace, console: Console) -> int:
+    """Fit keypoint-MoSeq to the pose data of a project store."""
+    from moseq_xr.fitting.api import fit
+
+    ds, _ = _open_project(args.store)
+    options = {name: getattr(args, name) for name in (
+        "anterior", "posterior", "use_keypoints") if getattr(args, name) is not None}
+    tree = fit(ds, stage=args.stage, num_iters=args.num_iters, kappa=args.kappa,
+               latent_dim=args.latent_dim, num_states=args.num_states, nlags=args.nlags,
+               seed=args.seed, checkpoint=args.store, checkpoint_every=args.checkpoint_every,
+               precision=args.precision, parallel_message_passing=args.parallel,
+               progress=not args.no_progress, fix_heading=args.fix_heading,
+               outlier_removal=args.outlier_removal, **options)
+    _fit_summary(tree, console, args.store)
+    return 0
+
+
+def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="project store with an interrupted fit")
+    parser.add_argument("--num-iters", type=int, help="new target number of sweeps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    """Continue a fit from its last checkpoint."""
+    from moseq_xr.fitting.api import resume
+
+    tree = resume(args.store, args.num_iters, progress=not args.no_progress)
+    _fit_summary(tree, console, args.store)
+    return 0
+
+
 # ------------------------------------------------------------------------ demo
 
 
@@ -455,6 +529,8 @@ COMMANDS: dict[str, Command] = {
     "doctor": Command(
         "versions, JAX devices, memory and formats", _add_doctor_arguments, cmd_doctor
     ),
+    "fit": Command("fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit),
+    "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
     "demo": Command(
         "run the demo on generated example data", _add_demo_arguments, cmd_demo
     ),

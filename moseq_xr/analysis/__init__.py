@@ -20,7 +20,11 @@ from moseq_xr.analysis.stats import (
 from moseq_xr.analysis.tables import bouts, to_dataframe
 from moseq_xr.analysis.transitions import transition_matrices
 
+from moseq_xr.analysis.agreement import contingency, normalized_mutual_information
+
 __all__ = [
+    "contingency",
+    "normalized_mutual_information",
     "benjamini_hochberg",
     "bouts",
     "compare_groups",

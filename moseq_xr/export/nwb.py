@@ -357,10 +357,8 @@ def _keywords(recording: _Recording) -> list[str]:
 
 
 def _add_video(nwb, nwbfile, recording: _Recording, camera, directory: Path, timing):
-    video = Path(recording.video_path)
-    if not video.is_absolute():
-        video = Path.cwd() / video
-    relative = Path(os.path.relpath(video, directory.resolve())).as_posix()
+    video = os.path.abspath(recording.video_path)  # relative paths: from the cwd
+    relative = Path(os.path.relpath(video, os.path.abspath(directory))).as_posix()
     extra = {"num_samples": recording.times.size} if "rate" in timing else {}
     series = nwb["image"].ImageSeries(
         name="video",

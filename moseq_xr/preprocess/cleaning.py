@@ -9,7 +9,7 @@ frames stay NaN.
 The *tracked span* of a recording x individual is the range from its first to
 its last frame with at least one fully observed keypoint. Frames before and
 after it are left NaN by :func:`interpolate_missing` (the animal was not
-tracked there, so nothing is invented), and :func:`moseq_xr.fit.bridge.to_segments`
+tracked there, so nothing is invented), and :func:`moseq_xr.fitting.bridge.to_segments`
 does not model them.
 """
 

@@ -9,8 +9,8 @@ import xarray as xr
 from sklearn.metrics import normalized_mutual_info_score
 
 import moseq_xr
-from moseq_xr.fit import api
-from moseq_xr.fit.loop import FitStoppedWarning
+from moseq_xr.fitting import api
+from moseq_xr.fitting.loop import FitStoppedWarning
 from moseq_xr.simulation import simulate
 
 FIT_OPTIONS = dict(kappa=1e4, latent_dim=4, num_states=20, seed=3, progress=False)

@@ -1,9 +1,9 @@
 """Public fitting entry points: :func:`fit` and :func:`resume`.
 
-``fit`` prepares the data (:mod:`moseq_xr.fit.prepare`), builds the initial
-state, runs the compiled Gibbs step (:mod:`moseq_xr.fit.loop`), checkpoints
-into the project store (:mod:`moseq_xr.fit.checkpoint`) and returns the result
-tree (:mod:`moseq_xr.fit.results`). Precision is chosen per call: the whole fit
+``fit`` prepares the data (:mod:`moseq_xr.fitting.prepare`), builds the initial
+state, runs the compiled Gibbs step (:mod:`moseq_xr.fitting.loop`), checkpoints
+into the project store (:mod:`moseq_xr.fitting.checkpoint`) and returns the result
+tree (:mod:`moseq_xr.fitting.results`). Precision is chosen per call: the whole fit
 runs inside ``jax.enable_x64(precision == "float64")``; nothing global changes.
 """
 
@@ -23,10 +23,10 @@ from moseq_xr._version import __version__
 from moseq_xr.core import model as core
 from moseq_xr.core.keypoints import init_pose
 from moseq_xr.exceptions import FitError
-from moseq_xr.fit.checkpoint import Checkpoint, read_checkpoint, segments_index, write_checkpoint
-from moseq_xr.fit.loop import ChainResult, run_chain
-from moseq_xr.fit.prepare import PreparedData, PrepareOptions, prepare
-from moseq_xr.fit.results import (
+from moseq_xr.fitting.checkpoint import Checkpoint, read_checkpoint, segments_index, write_checkpoint
+from moseq_xr.fitting.loop import ChainResult, run_chain
+from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
+from moseq_xr.fitting.results import (
     frame_syllables,
     frequency_order,
     model_dataset,
@@ -159,7 +159,7 @@ class _Run:
 
 
 def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
-    from moseq_xr.fit.bridge import Segments
+    from moseq_xr.fitting.bridge import Segments
 
     index = run.segments
     shell = Segments(Y=np.zeros((len(index["start"]), run.data.Y.shape[1], 0, 0)), conf=None,
@@ -256,7 +256,7 @@ def fit(
     pca
         A PCA Dataset to use instead of fitting one.
     **prepare_options
-        Data preparation options, see :class:`moseq_xr.fit.prepare.PrepareOptions`
+        Data preparation options, see :class:`moseq_xr.fitting.prepare.PrepareOptions`
         (``anterior``, ``posterior``, ``use_keypoints``, ``fix_heading``,
         ``outlier_removal``, ``added_noise_level``, ...).
 

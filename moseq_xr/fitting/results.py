@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from moseq_xr._provenance import with_provenance
-from moseq_xr.fit.bridge import Segments, from_segments
+from moseq_xr.fitting.bridge import Segments, from_segments
 from moseq_xr.schema import names as N
 
 SYLLABLE = "syllable"

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from moseq_xr.exceptions import DataQualityWarning, FitError
-from moseq_xr.fit.bridge import Segments, segment_values, to_segments
+from moseq_xr.fitting.bridge import Segments, segment_values, to_segments
 from moseq_xr.preprocess import (
     add_noise,
     compute_centroid_heading,
@@ -60,7 +60,7 @@ class PrepareOptions:
     pca_max_frames
         Most frames used to fit the PCA.
     seg_length, max_seg_length, overlap
-        Segmenting of the recordings (see :func:`moseq_xr.fit.bridge.to_segments`).
+        Segmenting of the recordings (see :func:`moseq_xr.fitting.bridge.to_segments`).
     slope, intercept
         Confidence-to-noise calibration: ``s0 = (10^intercept * conf^slope)^2``.
     """

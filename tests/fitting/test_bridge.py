@@ -1,4 +1,4 @@
-"""Tests of moseq_xr.fit.bridge."""
+"""Tests of moseq_xr.fitting.bridge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import moseq_xr
 from moseq_xr.exceptions import DataQualityWarning, FitError
-from moseq_xr.fit.bridge import (
+from moseq_xr.fitting.bridge import (
     choose_segment_length,
     from_segments,
     owned_ranges,

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from moseq_xr.exceptions import StoreError
-from moseq_xr.fit.bridge import Segments
+from moseq_xr.fitting.bridge import Segments
 from moseq_xr.io.store import CHECKPOINT_GROUP, write_atomic
 
 _SEGMENT_ARRAYS = ("recording_index", "individual_index", "start", "end", "n_frames", "time")
