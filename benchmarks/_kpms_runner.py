@@ -47,7 +47,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--stage", choices=("ar", "full"), default="ar")
     parser.add_argument("--iters", type=int, default=50)
-    parser.add_argument("--kappa", type=float, default=1e4)
+    parser.add_argument("--kappa", type=float, default=1e5)
     parser.add_argument("--latent-dim", type=int, default=4)
     parser.add_argument("--num-states", type=int, default=100)
     parser.add_argument("--nlags", type=int, default=3)

@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--recordings", type=int, default=4)
     parser.add_argument("--iters", type=int, default=50, help="Gibbs sweeps")
-    parser.add_argument("--kappa", type=float, default=1e4)
+    parser.add_argument("--kappa", type=float, default=1e5)
     parser.add_argument("--latent-dim", type=int, default=4)
     parser.add_argument("--num-states", type=int, default=100)
     parser.add_argument("--nlags", type=int, default=3)
@@ -220,8 +220,9 @@ def run_child(
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         tail = stderr_path.read_text()[-3000:]
+        why = f"killed after {timeout} s" if timeout and wall >= timeout else "failed"
         raise RuntimeError(
-            f"{command[1]} failed (exit {code}); see {stderr_path}:\n{tail}"
+            f"{command[1]} {why} (exit {code}); see {stderr_path}:\n{tail}"
         )
     result = read_result(stdout_path)
     result["wall_seconds"] = wall
@@ -303,7 +304,11 @@ def score(
 
 
 def timing_summary(seconds: list[float], warmup: int) -> dict[str, float]:
-    """Steady-state seconds per iteration and compile time (first minus steady)."""
+    """Steady-state seconds per iteration and compile time.
+
+    The first ``warmup`` iterations (at least one) are left out of the steady
+    state; compile time = their total minus ``warmup`` steady iterations.
+    """
     seconds = np.asarray(seconds, dtype=float)
     if seconds.size == 0:
         return {"steady_seconds": float("nan"), "compile_seconds": float("nan")}
@@ -313,6 +318,7 @@ def timing_summary(seconds: list[float], warmup: int) -> dict[str, float]:
     return {
         "steady_seconds": median,
         "steady_mean_seconds": float(np.mean(steady)),
+        "steady_min_seconds": float(np.min(steady)),
         "steady_iterations": int(steady.size),
         "compile_seconds": float(np.sum(seconds[:skip]) - skip * median),
     }
@@ -415,6 +421,7 @@ def table_rows(size: int, rows: list[dict[str, Any]]) -> list[str]:
                     row["method"],
                     _fmt(row.get("iterations"), "d"),
                     steady,
+                    _fmt(row.get("steady_min_seconds"), ".4f"),
                     _fmt(row.get("compile_seconds"), ".1f"),
                     _fmt(row.get("setup_seconds"), ".1f"),
                     _fmt(row.get("wall_seconds"), ".1f"),
@@ -432,10 +439,11 @@ def table_rows(size: int, rows: list[dict[str, Any]]) -> list[str]:
 
 
 TABLE_HEADER = [
-    "| frames | method | iters | s/iter steady (sampler only) | compile s | setup s "
+    "| frames | method | iters | s/iter median (sampler only) | s/iter min "
+    "| compile s | setup s "
     "| wall s | peak RSS GiB | peak device GiB | NMI | ARI "
     "| median duration frames (s) | syllables used |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 
 
@@ -500,11 +508,12 @@ RESULTS_HEADER = (
 )
 
 TIMING_NOTE = (
-    "s/iter steady = median wall time of the iterations after the first "
-    "`warmup` ones; compile s = time of those first iterations minus `warmup` times "
-    "that median (keypoint-moseq compiles again in its 2nd sweep). moseq_xr: its "
+    "s/iter median / min = median / minimum wall time of the iterations after the "
+    "first `warmup` ones (min is the figure least disturbed by other load); "
+    "compile s = time of those first iterations minus `warmup` times "
+    "that median. moseq_xr: its "
     "own `/trace` seconds (jitted sweep + finite check). keypoint-moseq: "
-    "`jax_moseq.models.keypoint_slds.resample_model(..., ar_only=True)` + "
+    "`jax_moseq.models.keypoint_slds.resample_model(..., ar_only=stage == 'ar')` + "
     "`block_until_ready` + `check_for_nans`, called in a loop exactly as "
     "`kpms.fit_model` does per iteration (its checkpointing/plots off); the "
     "sampler-only time is in brackets. setup s: kpms format_data+fit_pca+init_model; "
@@ -557,6 +566,25 @@ def run_size(
     return outcome, raw
 
 
+def write_raw(
+    args: argparse.Namespace, outcomes: list[dict[str, Any]], raws: dict[int, Any]
+) -> Path:
+    """All per-iteration figures (not the labels) as JSON in the work folder."""
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    path = args.work_dir / f"compare_{args.stage}_{stamp}.json"
+    without_labels = {
+        str(size): {
+            method: {k: v for k, v in result.items() if k != "syllables"}
+            for method, result in raw.items()
+        }
+        for size, raw in raws.items()
+    }
+    arguments = {k: str(v) for k, v in vars(args).items()}
+    payload = {"args": arguments, "outcomes": outcomes, "raw": without_labels}
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -574,25 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         versions.update({name: result["versions"] for name, result in raw.items()})
     report = markdown_report(args, outcomes, machine_description(), versions, command)
     print("\n" + report)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    raw_path = args.work_dir / f"compare_{args.stage}_{stamp}.json"
-    raw_path.write_text(
-        json.dumps(
-            {
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "outcomes": outcomes,
-                "raw": {
-                    str(s): {
-                        m: {k: v for k, v in r.items() if k != "syllables"}
-                        for m, r in raw.items()
-                    }
-                    for s, raw in raws.items()
-                },
-            },
-            indent=1,
-        )
-    )
-    print(f"raw timings: {raw_path}")
+    print(f"raw timings: {write_raw(args, outcomes, raws)}")
     if not args.no_append:
         new = not args.results_file.exists()
         with open(args.results_file, "a") as results:

@@ -100,3 +100,9 @@ class MoseqAccessor:
         from moseq_xr.export import to_reference_results
 
         return to_reference_results(self._obj, directory, overwrite=overwrite)
+
+    def to_nwb(self, directory: Any, **options: Any) -> list:
+        """One NWB file per recording (see :func:`moseq_xr.export.to_nwb`)."""
+        from moseq_xr.export.nwb import to_nwb
+
+        return to_nwb(self._obj, directory, **options)

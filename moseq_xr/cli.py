@@ -518,6 +518,13 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _export_nwb() -> tuple[Callable[..., None], Callable[..., int]]:
+    """The export-nwb argument builder and handler (pynwb is imported lazily)."""
+    from moseq_xr.export.nwb import add_export_nwb_arguments, export_nwb_command
+
+    return add_export_nwb_arguments, export_nwb_command
+
+
 # ---------------------------------------------------------------------- parser
 
 COMMANDS: dict[str, Command] = {
@@ -531,6 +538,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "fit": Command("fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit),
     "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
+    "export-nwb": Command(
+        "write one NWB file per recording (poses and model results)",
+        lambda parser: _export_nwb()[0](parser),
+        lambda args, console: _export_nwb()[1](args, console),
+    ),
     "demo": Command(
         "run the demo on generated example data", _add_demo_arguments, cmd_demo
     ),

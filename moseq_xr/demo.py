@@ -120,7 +120,7 @@ def _compare_truth(state: DemoState) -> None:
 
 #: Steps run by :func:`run_demo`, in order; later features append to this list.
 DEMO_STEPS: list[DemoStep] = [
-    DemoStep("Generate example poses", _generate),
+    DemoStep("Simulate example poses", _generate),
     DemoStep("Save the project store", _save),
     DemoStep("Describe the store", _info),
     DemoStep("Check data quality", _quality),

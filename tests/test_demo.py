@@ -95,10 +95,13 @@ def test_run_demo_writes_readable_store(tmp_path):
     buffer = io.StringIO()
     store = demo.run_demo(tmp_path, console=Console(file=buffer, width=120))
     assert store == tmp_path / "project.zarr"
-    ds = moseq_xr.open(store)
-    moseq_xr.validate(ds, deep=True)
+    tree = moseq_xr.open(store)
+    ds = moseq_xr.validate(tree, deep=True)
     assert ds.sizes["recording"] == 2
+    assert ds["syllable"].dims == ("recording", "individual", "time")
+    assert {"model", "trace", "pca"} <= set(tree.children)
     text = buffer.getvalue()
+    assert "normalised mutual information with the true" in " ".join(text.split())
     for step in demo.DEMO_STEPS:
         assert step.title in text
     assert "Project store" in text and "Data quality" in text

@@ -59,7 +59,7 @@ HOLD_VARIANCE = 10.0
 """Noise variance of the hold dynamics used when the source frame is padding."""
 
 CHOLESKY_EPS = 16.0
-"""Cholesky safety bump, in units of the dtype's machine epsilon, relative to the diagonal."""
+"""Relative diagonal bump before each Cholesky, in units of the dtype's epsilon."""
 
 
 def _eye(size: int, dtype) -> jax.Array:
@@ -67,7 +67,7 @@ def _eye(size: int, dtype) -> jax.Array:
 
 
 def _cholesky(matrix: jax.Array, extra: jax.Array | float = 0.0) -> jax.Array:
-    """Lower Cholesky factor of ``sym(matrix) + extra I`` with a scale-aware safety bump.
+    """Lower Cholesky factor of ``sym(matrix) + extra I``, made round-off safe.
 
     Each diagonal entry is raised by ``CHOLESKY_EPS * eps(dtype)`` times itself
     (a relative, unit-invariant perturbation: about 2e-6 in float32, 4e-15 in
@@ -136,7 +136,7 @@ def _num_lags(Ab_t: jax.Array, latent_dim: int) -> int:
 def _effective_dynamics(
     Ab_t: jax.Array, Q_t: jax.Array, mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-transition ``(Ab, Q)`` with the hold dynamics where the source frame is padding."""
+    """Per-transition ``(Ab, Q)``; hold dynamics where the source frame is padding."""
     latent_dim = Q_t.shape[-1]
     nlags = _num_lags(Ab_t, latent_dim)
     dtype = Q_t.dtype
@@ -171,7 +171,7 @@ def _block_diagonal(blocks: jax.Array) -> jax.Array:
 def _initial_information(
     J_obs: jax.Array, h_obs: jax.Array, nlags: int
 ) -> tuple[jax.Array, jax.Array]:
-    """Information of ``xi_{L-1} = [x_0; ...; x_{L-1}]`` given its prior and emissions."""
+    """Information of ``xi_{L-1} = [x_0; ...; x_{L-1}]`` (prior and emissions)."""
     latent_dim = J_obs.shape[-1]
     blocks = J_obs[:nlags] + _eye(latent_dim, J_obs.dtype) / PRIOR_VARIANCE
     return _block_diagonal(blocks), h_obs[:nlags].reshape(-1)
@@ -213,7 +213,7 @@ def _information_step(carry, inputs):
 def _draw_from_information(
     chol: jax.Array, whitened_mean: jax.Array, normals: jax.Array, jitter
 ) -> jax.Array:
-    """``N(Λ^{-1} η, Λ^{-1} + jitter I)`` with ``Λ = L L^T``, ``whitened_mean = L^{-1} η``."""
+    """Draw ``N(Λ^{-1} η, Λ^{-1} + jitter I)`` given ``Λ = L L^T`` and ``L^{-1} η``."""
     exact = solve_triangular(chol.T, whitened_mean + normals[0], lower=False)
     return exact + jnp.sqrt(jitter) * normals[1]
 
@@ -325,7 +325,7 @@ def _shift_matrix(nlags: int, latent_dim: int, dtype) -> jax.Array:
 
 
 def _transition_element(Ab, Q, J_new, h_new, nlags):
-    """Filtering element ``(A, b, C, eta, J)`` of the transition into one frame."""
+    """Build the filtering element ``(A, b, C, eta, J)`` of one transition."""
     latent_dim = Q.shape[-1]
     size = nlags * latent_dim
     a_ar, b_ar = Ab[:, :-1], Ab[:, -1]
@@ -340,7 +340,7 @@ def _transition_element(Ab, Q, J_new, h_new, nlags):
 
 
 def _initial_element(J_obs, h_obs, nlags):
-    """Filtering element of ``xi_{L-1}``: its posterior given frames 0..L-1."""
+    """Build the filtering element of ``xi_{L-1}``: its law given frames 0..L-1."""
     latent_dim = h_obs.shape[-1]
     dtype = h_obs.dtype
     prior = PRIOR_VARIANCE * _eye(latent_dim, dtype)
@@ -387,7 +387,7 @@ def _filter_combine(earlier, later):
 
 
 def _parallel_filter(J_obs, h_obs, Ab_t, Q_t, nlags):
-    """Filtered means ``(T-L+1, M)`` and covariances of ``xi_{L-1}, ..., xi_{T-1}``."""
+    """Filter: means ``(T-L+1, M)`` and covariances of ``xi_{L-1}, ..., xi_{T-1}``."""
     first = _initial_element(J_obs, h_obs, nlags)
     rest = jax.vmap(_transition_element, in_axes=(0, 0, 0, 0, None))(
         Ab_t, Q_t, J_obs[nlags:], h_obs[nlags:], nlags
@@ -400,7 +400,7 @@ def _parallel_filter(J_obs, h_obs, Ab_t, Q_t, nlags):
 
 
 def _backward_element(mean, cov, Ab, Q, noise, jitter):
-    """Sampling element ``xi_t = E xi_{t+1} + g`` of one backward step (noise included)."""
+    """Build the sampling element ``xi_t = E xi_{t+1} + g`` (noise included)."""
     latent_dim = Q.shape[-1]
     size = mean.shape[0]
     nlags = size // latent_dim
@@ -443,7 +443,9 @@ def sample_pose_latents_parallel(
     mask: jax.Array,
     jitter: float | jax.Array = 1e-3,
 ) -> jax.Array:
-    """Same distribution as :func:`sample_pose_latents_serial`, by associative scans.
+    """Draw the pose latents of one row by associative scans.
+
+    Same distribution and arguments as :func:`sample_pose_latents_serial`.
 
     O(log T) sequential depth at about three times the work of the serial
     sampler; worth it on accelerators for long rows.

@@ -56,7 +56,7 @@ MIN_CONCENTRATION = 1e-8
 def world_pose(
     x: jax.Array, v: jax.Array, h: jax.Array, Cd: jax.Array, num_keypoints: int
 ):
-    """Predicted keypoints ``R(h_t) Yhat_t + v_t``, ``(..., T, K, D)``."""
+    """Compute the predicted keypoints ``R(h_t) Yhat_t + v_t``, ``(..., T, K, D)``."""
     pose = estimate_pose(x, Cd, num_keypoints)
     rotation = rotation_matrices(h, pose.shape[-1])
     return jnp.einsum("...de,...ke->...kd", rotation, pose) + v[..., None, :]
@@ -239,7 +239,7 @@ def _walk_variances(mask: jax.Array, sigmasq_loc, dtype) -> jax.Array:
 
 
 def _scalar_update(mean, var, obs, precision):
-    """Condition ``N(mean, var)`` on ``obs ~ N(., 1 / precision)`` (precision may be 0)."""
+    """Condition ``N(mean, var)`` on ``obs ~ N(., 1 / precision)`` (precision >= 0)."""
     denom = 1.0 + var * precision
     return mean + var * precision * (obs - mean) / denom, var / denom
 
@@ -288,7 +288,7 @@ def _scalar_filter_combine(earlier, later):
 
 
 def _random_walk_parallel(key, obs, precision, steps):
-    """Same law as :func:`_random_walk_serial` by associative scans (Särkkä 2021)."""
+    """Sample like :func:`_random_walk_serial`, by associative scans (Särkkä 2021)."""
     zeros = jnp.zeros_like(obs[0])
     prior = jnp.full_like(obs[0], CENTROID_PRIOR_VARIANCE)
     first_mean, first_var = _scalar_update(zeros, prior, obs[0], precision[0])
@@ -380,7 +380,10 @@ def resample_centroid(
 def noise_prior_from_confidence(
     confidence: jax.Array, slope: float = -0.5, intercept: float = 0.25
 ) -> jax.Array:
-    """Prior scale ``s0 = 10^(2 (slope log10(conf + 1e-6) + intercept))`` of the noise."""
+    """Compute the noise prior scale ``s0 = 10^(2 (slope log10(conf + 1e-6) + b))``.
+
+    ``b`` is the intercept; the defaults give ``s0 ≈ 3.16 / conf``.
+    """
     log_error = slope * jnp.log10(confidence + 1e-6) + intercept
     return 10.0 ** (2.0 * log_error)
 
@@ -398,10 +401,10 @@ def resample_noise_scales(
 ) -> jax.Array:
     """Draw every ``s_tk`` from its scaled inverse chi-squared conditional.
 
-    ``s_tk = (nu_s s0_tk + ||Y_tk - (R(h_t) Yhat_tk + v_t)||^2 / sigma^2_k) / chi2(nu_s + D)``:
-    the prior ``Scaled-Inv-chi2(nu_s, s0)`` times a D-dimensional Gaussian
-    likelihood. The reference uses ``nu_s + 3`` whatever D. Padding frames are
-    drawn too (their values are never used).
+    ``s_tk = (nu_s s0_tk + ||Y_tk - (R(h_t) Yhat_tk + v_t)||^2 / sigma^2_k)
+    / chi2(nu_s + D)``: the prior ``Scaled-Inv-chi2(nu_s, s0)`` times a
+    D-dimensional Gaussian likelihood. The reference uses ``nu_s + 3`` whatever
+    D. Padding frames are drawn too (their values are never used).
 
     Returns
     -------
@@ -424,7 +427,7 @@ def init_noise_scales(
     noise_prior: jax.Array,
     nu_s: float | jax.Array,
 ) -> jax.Array:
-    """Initial noise scales: a conditional draw with ``sigma^2 = 1`` (reference §3.5)."""
+    """Draw initial noise scales: the conditional with ``sigma^2 = 1`` (ref. §3.5)."""
     sigmasq = jnp.ones(Y.shape[-2], Y.dtype)
     return resample_noise_scales(key, Y, x, v, h, sigmasq, Cd, noise_prior, nu_s)
 
@@ -441,7 +444,7 @@ def resample_sigmasq(
     sigmasq_0: float | jax.Array,
     nu_sigma: float | jax.Array,
 ) -> jax.Array:
-    """Draw the per-keypoint variances from their scaled inverse chi-squared conditional.
+    """Draw the per-keypoint variances from their scaled-inverse-chi2 conditional.
 
     ``sigma^2_k = (nu_sigma sigma^2_0 + sum_t mask_t ||resid_tk||^2 / s_tk)
     / chi2(nu_sigma + D sum_t mask_t)``, summing over all rows and real frames
@@ -528,7 +531,7 @@ def log_likelihood_keypoints(
     Cd: jax.Array,
     mask: jax.Array,
 ) -> jax.Array:
-    """``sum_{real t, k} log N(Y_tk; R(h_t) Yhat_tk + v_t, s_tk sigma^2_k I_D)``."""
+    """Sum ``log N(Y_tk; R(h_t) Yhat_tk + v_t, s_tk sigma^2_k I)`` over real frames."""
     variance = s * sigmasq
     log_density = -0.5 * (
         Y.shape[-1] * jnp.log(2.0 * jnp.pi * variance)
@@ -540,7 +543,7 @@ def log_likelihood_keypoints(
 def log_prior_noise_scales(
     s: jax.Array, noise_prior: jax.Array, nu_s: float | jax.Array, mask: jax.Array
 ) -> jax.Array:
-    """``sum_{real t, k} log Scaled-Inv-chi2(s_tk; nu_s, s0_tk)`` (normalised).
+    """Sum ``log Scaled-Inv-chi2(s_tk; nu_s, s0_tk)`` over real frames (normalised).
 
     The reference sums only ``-nu_s s0 / (2 s) - (1 + nu_s / 2) log s``; the
     difference is a constant given the confidences.
@@ -558,7 +561,7 @@ def log_prior_noise_scales(
 def log_likelihood_centroid(
     v: jax.Array, mask: jax.Array, sigmasq_loc: float | jax.Array
 ) -> jax.Array:
-    """``sum_{t >= 1, real t} log N(v_t; v_{t-1}, sigmasq_loc I_D)`` (no ``v_0`` term)."""
+    """Sum ``log N(v_t; v_{t-1}, sigmasq_loc I_D)`` over real frames t >= 1."""
     steps = ((v[:, 1:] - v[:, :-1]) ** 2).sum(-1)
     num_dims = v.shape[-1]
     log_density = -0.5 * (

@@ -101,7 +101,7 @@ def validate(ds: xr.Dataset, *, deep: bool | None = None) -> xr.Dataset:
     Parameters
     ----------
     ds
-        The Dataset to check.
+        The Dataset to check (or a fitted DataTree, whose root is checked).
     deep
         Also check values (time grid, padding). Default: only when the data
         are in memory, so that lazy Datasets are not read.
@@ -116,6 +116,8 @@ def validate(ds: xr.Dataset, *, deep: bool | None = None) -> xr.Dataset:
     SchemaError
         Naming the first rule broken.
     """
+    if isinstance(ds, xr.DataTree):  # a fitted project: the pose data are its root
+        ds = ds.to_dataset(inherit=False)
     if not isinstance(ds, xr.Dataset):
         raise SchemaError("type", f"expected an xarray.Dataset, got {type(ds).__name__}")
     for name, spec in N.COORDS.items():

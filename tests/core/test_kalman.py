@@ -110,7 +110,7 @@ def test_samples_match_dense_posterior(name, nlags):
 def test_hold_dynamics_used_after_padding():
     """With the source frame padded, x_t - x_{t-1} has variance ~ HOLD_VARIANCE."""
     problem = _random_problem(5, nlags=3, mask=[1] * 10 + [0, 0])
-    mean, cov = _dense_posterior(*problem)
+    _, cov = _dense_posterior(*problem)
     step_var = (
         cov[22, 22] + cov[20, 20] - 2 * cov[20, 22]
     )  # x_11 - x_10, first coordinate

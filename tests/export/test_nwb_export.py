@@ -529,24 +529,6 @@ def test_pitfall_18_external_video_relative_with_num_samples(one_ds, tmp_path):
         assert "video" not in nwbfile.acquisition
 
 
-def test_pitfall_19_zarr_copy_needs_link_data_false(one_ds, tmp_path):
-    """hdmf-zarr 0.14 needs Python >= 3.12: skipped where it cannot be installed."""
-    hdmf_zarr = pytest.importorskip("hdmf_zarr.nwb")
-    (path,) = _export(one_ds, tmp_path)
-    target = tmp_path / "copy.nwb.zarr"
-    with pynwb.NWBHDF5IO(str(path), "r") as source:
-        nwbfile = source.read()
-        with hdmf_zarr.NWBZarrIO(str(target), mode="w") as io:
-            io.export(src_io=source, nwbfile=nwbfile, write_args={"link_data": False})
-    with hdmf_zarr.NWBZarrIO(str(target), mode="r") as io:
-        copy = io.read()
-        bouts = copy.processing["behavior"]["MoseqKeyPointsEthogramBouts"]
-        assert len(bouts) > 0
-
-
-# ------------------------------------------------------------- safety, options
-
-
 def test_existing_file_refused_before_anything_is_written(results_ds, tmp_path):
     (tmp_path / "recording_1.nwb").write_bytes(b"keep me")
     with pytest.raises(StoreError, match=r"recording_1\.nwb.*overwrite=True"):
