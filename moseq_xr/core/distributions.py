@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-PSD_JITTER = 1e-6
+#: Diagonal jitter added before Cholesky, relative to the mean diagonal and to
+#: the dtype's machine epsilon (about 2e-14 in float64, 1e-5 in float32).
+PSD_JITTER_EPS = 100.0
 
 
 def symmetrize(matrix: jax.Array) -> jax.Array:
@@ -20,10 +22,19 @@ def symmetrize(matrix: jax.Array) -> jax.Array:
     return 0.5 * (matrix + jnp.swapaxes(matrix, -1, -2))
 
 
-def psd_cholesky(matrix: jax.Array, jitter: float = PSD_JITTER) -> jax.Array:
-    """Lower Cholesky factor of ``matrix`` after symmetrising and adding jitter."""
+def psd_cholesky(matrix: jax.Array, jitter: float | None = None) -> jax.Array:
+    """Lower Cholesky factor of ``matrix`` after symmetrising and adding jitter.
+
+    The jitter is relative to the scale of the matrix (its mean diagonal), by
+    default ``PSD_JITTER_EPS`` machine epsilons of its dtype, so it regularises
+    without biasing small covariances.
+    """
     size = matrix.shape[-1]
-    return jnp.linalg.cholesky(symmetrize(matrix) + jitter * jnp.eye(size, dtype=matrix.dtype))
+    if jitter is None:
+        jitter = PSD_JITTER_EPS * jnp.finfo(matrix.dtype).eps
+    scale = jnp.abs(jnp.diagonal(matrix, axis1=-2, axis2=-1)).mean(-1)[..., None, None]
+    eye = jnp.eye(size, dtype=matrix.dtype)
+    return jnp.linalg.cholesky(symmetrize(matrix) + jitter * scale * eye)
 
 
 GAMMA_ATTEMPTS = 12

@@ -1,0 +1,79 @@
+"""The switching AR(L): regressors, sufficient statistics, likelihoods, recovery."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from moseq_xr.core import autoregression as ar
+
+
+def test_regressors_are_oldest_lag_first():
+    x = jnp.arange(12.0).reshape(1, 6, 2)
+    regressors = ar.lagged_regressors(x, 2)
+    np.testing.assert_array_equal(regressors[0, 0], [0, 1, 2, 3, 1])  # x_0, x_1, bias
+    assert regressors.shape == (1, 4, 5)
+
+
+def test_prior_mean_is_a_random_walk():
+    prior = ar.make_ar_prior(latent_dim=2, nlags=3)
+    np.testing.assert_array_equal(prior.M_0[:, 4:6], np.eye(2))
+    assert float(prior.nu_0) == 4.0 and prior.K_0.shape == (7, 7)
+
+
+def test_sufficient_stats_equal_per_state_loops(key):
+    x = jax.random.normal(key, (2, 30, 3))
+    z = jax.random.randint(key, (2, 28), 0, 4)
+    mask = (jax.random.uniform(jax.random.fold_in(key, 1), (2, 28)) > 0.2).astype(x.dtype)
+    sxx, syx, syy, count = ar.ar_sufficient_stats(x, z, mask, 4, 2)
+    regressors = np.asarray(ar.lagged_regressors(x, 2)).reshape(-1, 7)
+    targets = np.asarray(x[:, 2:]).reshape(-1, 3)
+    flat_z, weights = np.asarray(z).ravel(), np.asarray(mask).ravel()
+    for state in range(4):
+        w = weights * (flat_z == state)
+        np.testing.assert_allclose(sxx[state], (regressors * w[:, None]).T @ regressors, atol=1e-10)
+        np.testing.assert_allclose(syx[state], (targets * w[:, None]).T @ regressors, atol=1e-10)
+        np.testing.assert_allclose(syy[state], (targets * w[:, None]).T @ targets, atol=1e-10)
+        np.testing.assert_allclose(count[state], w.sum())
+
+
+def test_log_likelihoods_match_scipy(key):
+    x = jax.random.normal(key, (1, 8, 2))
+    ab, q = ar.init_ar_params(key, 3, ar.make_ar_prior(2, 2))
+    log_lik = ar.ar_log_likelihoods(x, ab, q, 2)
+    regressors = np.asarray(ar.lagged_regressors(x, 2))[0]
+    for t in range(6):
+        for state in range(3):
+            mean = np.asarray(ab[state]) @ regressors[t]
+            expected = stats.multivariate_normal(mean, np.asarray(q[state])).logpdf(np.asarray(x[0, t + 2]))
+            np.testing.assert_allclose(log_lik[0, t, state], expected, rtol=1e-8)
+
+
+def test_log_prior_matches_scipy(key):
+    prior = ar.make_ar_prior(2, 1)
+    ab, q = ar.init_ar_params(key, 2, prior)
+    expected = 0.0
+    for state in range(2):
+        expected += stats.invwishart(df=float(prior.nu_0), scale=np.asarray(prior.S_0)).logpdf(np.asarray(q[state]))
+        expected += stats.matrix_normal(np.asarray(prior.M_0), np.asarray(q[state]), np.asarray(prior.K_0)).logpdf(np.asarray(ab[state]))
+    np.testing.assert_allclose(ar.ar_log_prior(ab, q, prior), expected, rtol=1e-8)
+
+
+def test_resampled_parameters_recover_known_dynamics(key):
+    true_ab = jnp.array([[[0.9, -0.2, 0.5], [0.1, 0.8, -0.3]]])
+    rng = np.random.default_rng(0)
+    x = np.zeros((4000, 2))
+    for t in range(1, 4000):
+        x[t] = np.asarray(true_ab[0, :, :2]) @ x[t - 1] + np.asarray(true_ab[0, :, 2]) + 0.1 * rng.normal(size=2)
+    x = jnp.asarray(x)[None]
+    z = jnp.zeros((1, 3999), jnp.int32)
+    stats_ = ar.ar_sufficient_stats(x, z, jnp.ones((1, 3999)), 1, 1)
+    draws = [ar.resample_ar_params(k, stats_, ar.make_ar_prior(2, 1))
+             for k in jax.random.split(key, 200)]
+    ab = np.mean([d[0] for d in draws], axis=0)
+    q = np.mean([d[1] for d in draws], axis=0)
+    design = np.c_[np.asarray(x[0, :-1]), np.ones(3999)]
+    least_squares = np.linalg.lstsq(design, np.asarray(x[0, 1:]), rcond=None)[0].T
+    np.testing.assert_allclose(ab[0], least_squares, atol=0.01)  # posterior mean ~ the data
+    np.testing.assert_allclose(ab, true_ab, atol=0.1)  # and the data ~ the truth
+    np.testing.assert_allclose(q[0], 0.01 * np.eye(2), atol=0.002)

@@ -1,0 +1,84 @@
+"""Discrete message passing against brute force and exact smoother marginals."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from moseq_xr.core import hmm
+from moseq_xr.core.durations import median_run_length, run_lengths
+
+PI = np.array([[0.8, 0.15, 0.05], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]])
+
+
+def _problem(key, num_frames=6):
+    log_lik = jax.random.normal(key, (num_frames, 3)) * 1.5
+    return jnp.log(jnp.asarray(PI)), log_lik
+
+
+def _brute_force(log_pi, log_lik):
+    """Every path: log joint, then marginals and the evidence."""
+    num_frames, num_states = log_lik.shape
+    paths = np.array(list(itertools.product(range(num_states), repeat=num_frames)))
+    scores = -np.log(num_states) + np.asarray(log_lik)[np.arange(num_frames), paths].sum(1)
+    scores += np.asarray(log_pi)[paths[:, :-1], paths[:, 1:]].sum(1)
+    evidence = logsumexp(scores)
+    weights = np.exp(scores - evidence)
+    marginals = np.stack([np.bincount(paths[:, t], weights, num_states) for t in range(num_frames)])
+    return evidence, marginals, paths, weights
+
+
+@pytest.mark.parametrize("filter_fn", [hmm.forward_filter, hmm.parallel_filter])
+def test_log_normaliser_matches_brute_force(key, filter_fn):
+    log_pi, log_lik = _problem(key)
+    evidence, *_ = _brute_force(log_pi, log_lik)
+    _, log_norm = filter_fn(log_pi, log_lik)
+    np.testing.assert_allclose(log_norm, evidence, rtol=1e-10)
+
+
+def test_smoother_marginals_match_brute_force(key):
+    log_pi, log_lik = _problem(key)
+    _, marginals, _, _ = _brute_force(log_pi, log_lik)
+    np.testing.assert_allclose(hmm.smoother_marginals(log_pi, log_lik), marginals, atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler", [hmm.sample_states_serial, hmm.sample_states_parallel])
+def test_sampled_marginals_match_smoother(key, sampler):
+    log_pi, log_lik = _problem(key)
+    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(jax.random.split(key, 30000), log_pi, log_lik)
+    empirical = jax.nn.one_hot(draws, 3).mean(0)
+    exact = hmm.smoother_marginals(log_pi, log_lik)
+    np.testing.assert_allclose(empirical, exact, atol=0.012)  # ~4 MC standard errors
+
+
+@pytest.mark.parametrize("sampler", [hmm.sample_states_serial, hmm.sample_states_parallel])
+def test_sampled_paths_match_joint_posterior(key, sampler):
+    log_pi, log_lik = _problem(key, num_frames=4)
+    _, _, paths, weights = _brute_force(log_pi, log_lik)
+    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(jax.random.split(key, 30000), log_pi, log_lik)
+    codes = np.asarray(draws) @ (3 ** np.arange(3, -1, -1))
+    empirical = np.bincount(codes, minlength=paths.shape[0]) / len(codes)
+    expected = np.zeros(paths.shape[0])
+    expected[paths @ (3 ** np.arange(3, -1, -1))] = weights
+    np.testing.assert_allclose(empirical, expected, atol=0.012)
+
+
+def test_masked_frames_are_uninformative(key):
+    log_pi, log_lik = _problem(key)
+    masked = log_lik.at[2:4].set(0.0)
+    marginals = hmm.smoother_marginals(log_pi, masked)
+    evidence, expected, _, _ = _brute_force(log_pi, masked)
+    np.testing.assert_allclose(marginals, expected, atol=1e-10)
+
+
+def test_run_lengths_and_median():
+    z = jnp.array([[0, 0, 1, 1, 1, 2], [3, 3, 3, 3, 0, 0]])
+    mask = jnp.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    lengths, count = run_lengths(z, mask)
+    assert int(count) == 4
+    np.testing.assert_array_equal(np.sort(np.asarray(lengths[: int(count)])), [2, 2, 3, 4])
+    assert float(median_run_length(z, mask)) == 2.5
+    assert np.isnan(float(median_run_length(z, jnp.zeros_like(mask))))
