@@ -118,6 +118,37 @@ def _compare_truth(state: DemoState) -> None:
     )
 
 
+def _export_nwb(state: DemoState) -> None:
+    import datetime as dt
+
+    from moseq_xr.export.nwb import to_nwb
+
+    directory = state.output_dir / "nwb"
+    subjects = {
+        str(name): {"subject_id": f"sim{i}", "species": "Mus musculus", "sex": "U",
+                    "age": "P90D", "description": "simulated by moseq_xr.simulate"}
+        for i, name in enumerate(state.results["ar"].to_dataset()["recording"].values)
+    }
+    files = to_nwb(state.results["ar"], directory, subject=subjects, overwrite=True,
+                   session_start_time=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC),
+                   session_description="moseq_xr demo: simulated poses and AR-stage syllables")
+    state.results["nwb"] = files
+    state.console.print(f"Wrote {len(files)} NWB files (pose + syllables) to {directory}")
+
+
+def _statistics(state: DemoState) -> None:
+    from moseq_xr.analysis import syllable_stats
+
+    table = syllable_stats(state.results["ar"].to_dataset())
+    path = state.output_dir / "syllable_stats.csv"
+    table.to_csv(path, index=False)
+    state.results["stats"] = table
+    state.console.print(f"Per-recording syllable statistics ({len(table)} rows) in {path}:")
+    columns = [c for c in ("recording", "syllable", "frequency_instances", "count",
+                           "duration_s") if c in table.columns]
+    state.console.print(table[columns].head(8).to_string(index=False))
+
+
 #: Steps run by :func:`run_demo`, in order; later features append to this list.
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("Simulate example poses", _generate),
@@ -126,6 +157,8 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("Check data quality", _quality),
     DemoStep("Fit the autoregressive (AR-HMM) stage", _fit_ar),
     DemoStep("Syllables back in the Dataset, compared with the truth", _compare_truth),
+    DemoStep("Export NWB files for sharing", _export_nwb),
+    DemoStep("Syllable statistics table", _statistics),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -102,6 +103,12 @@ def test_run_demo_writes_readable_store(tmp_path):
     assert {"model", "trace", "pca"} <= set(tree.children)
     text = buffer.getvalue()
     assert "normalised mutual information with the true" in " ".join(text.split())
+    nwb_files = sorted((tmp_path / "nwb").glob("*.nwb"))
+    assert [p.name for p in nwb_files] == ["recording_0.nwb", "recording_1.nwb"]
+    back = moseq_xr.load_poses(nwb_files)
+    np.testing.assert_array_equal(back["syllable"].values, ds["syllable"].values)
+    stats = pd.read_csv(tmp_path / "syllable_stats.csv")
+    assert {"recording", "syllable", "frequency_instances"} <= set(stats.columns)
     for step in demo.DEMO_STEPS:
         assert step.title in text
     assert "Project store" in text and "Data quality" in text
