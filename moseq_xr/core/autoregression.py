@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from moseq_xr.core.distributions import mniw_posterior, psd_cholesky, sample_mniw
@@ -74,6 +75,9 @@ def ar_sufficient_stats(
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Per-state sums ``(Sxx, Syx, Syy, n)`` in one pass over the frames.
 
+    Only the upper triangle of each frame's outer product ``u u^T`` (with
+    ``u = [regressors; target]``) is formed and summed by state.
+
     Parameters
     ----------
     x
@@ -94,12 +98,16 @@ def ar_sufficient_stats(
     regressors = lagged_regressors(x, nlags)
     targets = x[:, nlags:, :]
     joint = jnp.concatenate([regressors, targets], axis=-1)
-    joint = joint.reshape(-1, joint.shape[-1]) * jnp.sqrt(weights.reshape(-1, 1))
-    outer = joint[:, :, None] * joint[:, None, :]
-    summed = jax.ops.segment_sum(outer, z.reshape(-1), num_segments=num_states)
-    size = regressors.shape[-1]
+    size, dim = regressors.shape[-1], joint.shape[-1]
+    joint = joint.reshape(-1, dim) * jnp.sqrt(weights.reshape(-1, 1))
+    rows, cols = np.triu_indices(dim)
+    upper = jax.ops.segment_sum(
+        joint[:, rows] * joint[:, cols], z.reshape(-1), num_segments=num_states
+    )
+    full = jnp.zeros((num_states, dim, dim), x.dtype).at[:, rows, cols].set(upper)
+    full = full + jnp.swapaxes(full, 1, 2) - full * jnp.eye(dim, dtype=x.dtype)
     counts = jax.ops.segment_sum(weights.reshape(-1), z.reshape(-1), num_segments=num_states)
-    return summed[:, :size, :size], summed[:, size:, :size], summed[:, size:, size:], counts
+    return full[:, :size, :size], full[:, size:, :size], full[:, size:, size:], counts
 
 
 def resample_ar_params(
@@ -132,11 +140,24 @@ def init_ar_params(
     return resample_ar_params(key, zeros, prior)
 
 
+def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Matrix mapping ``[regressors; target]`` to every state's whitened residual."""
+    num_states, dim, _ = Ab.shape
+    chol = psd_cholesky(Q)
+    whitened_ab = jax.vmap(lambda c, ab: solve_triangular(c, ab, lower=True))(chol, Ab)
+    eye = jnp.eye(dim, dtype=Ab.dtype)
+    whitener = jax.vmap(lambda c: solve_triangular(c, eye, lower=True))(chol)
+    weights = jnp.concatenate([-whitened_ab, whitener], axis=-1)  # (S, P, R + P)
+    log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
+
+
 def ar_log_likelihoods(x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int) -> jax.Array:
     """Gaussian log-likelihood of every frame t >= L under every state.
 
     The residuals are whitened by the Cholesky factors of ``Q_j`` and all states
-    are evaluated with one matrix product over the frames.
+    are evaluated with one matrix product per row; rows are processed one after
+    the other so that the ``(frames, S * P)`` residuals stay in cache.
 
     Parameters
     ----------
@@ -153,16 +174,15 @@ def ar_log_likelihoods(x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int) ->
         Shape ``(N, T - L, S)``.
     """
     num_states, dim, _ = Ab.shape
-    chol = psd_cholesky(Q)
-    whitened_ab = jax.vmap(lambda c, ab: solve_triangular(c, ab, lower=True))(chol, Ab)
-    whitener = jax.vmap(lambda c: solve_triangular(c, jnp.eye(dim, dtype=c.dtype), lower=True))(chol)
-    # joint [regressors; target] -> whitened residual  L^{-1} x_t - L^{-1} Ab x~_t
-    weights = jnp.concatenate([-whitened_ab, whitener], axis=-1)  # (S, P, R + P)
-    weights = weights.transpose(2, 0, 1).reshape(-1, num_states * dim)
-    joint = jnp.concatenate([lagged_regressors(x, nlags), x[..., nlags:, :]], axis=-1)
-    residual = (joint @ weights).reshape(joint.shape[:-1] + (num_states, dim))
-    log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    return -0.5 * (residual**2).sum(-1) - log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
+    weights, log_det = _whitened_weights(Ab, Q)
+    constant = -log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
+
+    def one_row(row: jax.Array) -> jax.Array:
+        joint = jnp.concatenate([lagged_regressors(row, nlags), row[nlags:]], axis=-1)
+        residual = (joint @ weights).reshape(joint.shape[0], num_states, dim)
+        return -0.5 * (residual**2).sum(-1) + constant
+
+    return jax.lax.map(one_row, x)
 
 
 def ar_log_prior(Ab: jax.Array, Q: jax.Array, prior: ARPrior) -> jax.Array:

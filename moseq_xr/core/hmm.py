@@ -52,15 +52,17 @@ def forward_filter(
     first = likelihoods[0] / num_states
     first_norm = first.sum()
 
-    def step(previous, likelihood):
+    def step(carry, likelihood):
+        previous, log_norm = carry
         unnormalised = (previous @ transition) * likelihood
         norm = unnormalised.sum()
-        return unnormalised / norm, (unnormalised / norm, norm)
+        filtered = unnormalised / norm
+        return (filtered, log_norm + jnp.log(norm)), filtered
 
-    _, (filtered, norms) = jax.lax.scan(step, first / first_norm, likelihoods[1:])
-    filtered = jnp.concatenate([(first / first_norm)[None], filtered])
-    log_norm = jnp.log(first_norm) + jnp.log(norms).sum() + peaks.sum()
-    return filtered, log_norm
+    initial = (first / first_norm, jnp.log(first_norm))
+    (_, log_norm), filtered = jax.lax.scan(step, initial, likelihoods[1:])
+    filtered = jnp.concatenate([initial[0][None], filtered])
+    return filtered, log_norm + peaks.sum()
 
 
 def _categorical_from_uniform(probs: jax.Array, uniform: jax.Array) -> jax.Array:
