@@ -230,12 +230,33 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
         "--keypoints", nargs="+", help="keep these keypoints, in this order"
     )
     parser.add_argument("--individuals", nargs="+", help="keep these individuals")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="NAME=VALUE",
+        help="format option passed to the loader, e.g. keypoint_names='[\"nose\",\"tail\"]' "
+        "or skeleton_file=skel.mat (VALUE is read as JSON when it parses, else as text)",
+    )
     parser.add_argument("-o", "--output", required=True, help="project store to write")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true", help="add to an existing store")
     mode.add_argument(
         "--overwrite", action="store_true", help="replace an existing store"
     )
+
+
+def _loader_options(pairs: list[str]) -> dict[str, Any]:
+    """``["name=value", ...]`` -> ``{name: value}``, values parsed as JSON when possible."""
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--option {pair!r}: expected NAME=VALUE")
+        try:
+            options[name.strip()] = json.loads(value)
+        except ValueError:
+            options[name.strip()] = value
+    return options
 
 
 def _check_load_arguments(args: argparse.Namespace) -> None:
@@ -268,6 +289,7 @@ def cmd_load(args: argparse.Namespace, console: Console) -> int:
             fps=args.fps,
             keypoints=args.keypoints,
             individuals=args.individuals,
+            **_loader_options(args.option),
         )
     except SchemaError as error:
         if error.rule == "fps" and args.fps is None:

@@ -22,7 +22,7 @@ import xarray as xr
 from moseq_xr._version import __version__
 from moseq_xr.core import model as core
 from moseq_xr.core.keypoints import init_pose
-from moseq_xr.exceptions import FitError
+from moseq_xr.exceptions import FitError, StoreError
 from moseq_xr.fitting.checkpoint import Checkpoint, read_checkpoint, segments_index, write_checkpoint
 from moseq_xr.fitting.loop import ChainResult, run_chain
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
@@ -38,6 +38,7 @@ from moseq_xr.io.store import is_store
 from moseq_xr.io.store import open as open_store
 from moseq_xr.io.store import save as save_store
 from moseq_xr.preprocess.pca import pca_embedded
+from moseq_xr.schema import names as N
 
 PRECISIONS = ("float64", "float32")
 STAGES = ("ar",)
@@ -187,12 +188,34 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
                        {"stage": run.config.stage, **run.fit_args})
 
 
+def _same_pose_data(stored: xr.Dataset, ds: xr.Dataset) -> bool:
+    """Cheap identity check: names, sizes and per-recording lengths."""
+    return all(
+        [str(v) for v in stored[name].values] == [str(v) for v in ds[name].values]
+        for name in (N.RECORDING, N.KEYPOINT, N.INDIVIDUAL, "n_frames")
+    ) and stored.sizes == ds.sizes
+
+
 def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
+    """The project store to checkpoint into; created from ``ds`` if missing.
+
+    An existing store must hold the same pose data (same recordings,
+    keypoints, individuals and lengths), so that ``resume`` finds them there.
+    """
     if checkpoint is None:
         return None
     path = Path(checkpoint)
     if not is_store(path):
         save_store(ds, path)
+        return path
+    stored = open_store(path)
+    stored = stored.to_dataset(inherit=False) if isinstance(stored, xr.DataTree) else stored
+    pose = ds[list(N.DATA_VARS)]
+    if not _same_pose_data(stored[list(N.DATA_VARS)], pose):
+        raise StoreError(
+            f"{path}: this project store holds other pose data than the Dataset being "
+            "fitted; fit the store's own data (moseq_xr.open(path)) or choose a new path"
+        )
     return path
 
 

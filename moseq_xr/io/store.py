@@ -169,11 +169,13 @@ def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.
     if clash:
         raise StoreError(f"{path}: recordings {clash} are already in the store")
     for coord in (N.KEYPOINT, N.SPACE):
-        if list(existing[coord].values) != list(new[coord].values):
+        have = [str(v) for v in existing[coord].values]
+        given = [str(v) for v in new[coord].values]
+        if sorted(have) != sorted(given):
             raise StoreError(
-                f"{path}: new recordings have {coord}s {list(new[coord].values)}, "
-                f"the store has {list(existing[coord].values)}"
+                f"{path}: new recordings have {coord}s {given}, the store has {have}"
             )
+        new = new.sel({coord: have})
     if not np.isclose(existing.attrs["fps"], new.attrs["fps"]):
         raise StoreError(
             f"{path}: new recordings have fps {new.attrs['fps']}, the store has "

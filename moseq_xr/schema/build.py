@@ -190,6 +190,13 @@ def _union_individuals(
     records: Sequence[RecordingData], individuals: Sequence[str] | None
 ) -> list[str]:
     if individuals is not None:
+        known = {i for record in records for i in record.individuals}
+        unknown = [i for i in individuals if i not in known]
+        if unknown:
+            raise SchemaError(
+                "individual",
+                f"individuals {unknown} are in none of the files; they have {sorted(known)}",
+            )
         return list(individuals)
     union: list[str] = []
     for record in records:
