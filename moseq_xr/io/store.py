@@ -190,6 +190,7 @@ def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.
     combined = combined.assign_coords(
         {N.TIME: np.arange(n_time) / existing.attrs["fps"], "frame": (N.TIME, np.arange(n_time))}
     )
+    combined[N.TIME].attrs = dict(existing[N.TIME].attrs)
     combined.attrs = with_provenance(
         existing.attrs, "moseq_xr.save", {"mode": "a", "added": [str(r) for r in new[N.RECORDING].values]}
     )
