@@ -185,6 +185,19 @@ def ar_log_likelihoods(x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int) ->
     return jax.lax.map(one_row, x)
 
 
+def ar_log_likelihood_chosen(
+    x: jax.Array, z: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
+) -> jax.Array:
+    """Log-likelihood of every frame t >= L under its own state ``z``: ``(N, T - L)``."""
+    dim = Ab.shape[1]
+    regressors = lagged_regressors(x, nlags)
+    residual = x[..., nlags:, :] - jnp.einsum("ntpr,ntr->ntp", Ab[z], regressors)
+    chol = psd_cholesky(Q)[z]
+    whitened = jax.scipy.linalg.solve_triangular(chol, residual[..., None], lower=True)[..., 0]
+    log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    return -0.5 * (whitened**2).sum(-1) - log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
+
+
 def ar_log_prior(Ab: jax.Array, Q: jax.Array, prior: ARPrior) -> jax.Array:
     """Sum over states of ``log IW(Q_j; nu_0, S_0) + log MN(Ab_j; M_0, Q_j, K_0)``."""
     dim, size = prior.M_0.shape

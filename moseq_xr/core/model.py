@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from moseq_xr.core.autoregression import (
     ARPrior,
+    ar_log_likelihood_chosen,
     ar_log_likelihoods,
     ar_log_prior,
     ar_sufficient_stats,
@@ -64,13 +65,39 @@ class ModelConfig(NamedTuple):
     latent_dim: int = 4
     stage: str = "ar"
     parallel_message_passing: bool = False
+    fix_heading: bool = False
+    resample_global_noise: bool = False
+    resample_params: bool = True
+
+
+class ObservationHypers(NamedTuple):
+    """Hyperparameters of the keypoint observation model (arrays).
+
+    Attributes
+    ----------
+    nu_s
+        Degrees of freedom of the per-frame noise scales.
+    sigmasq_0, nu_sigma
+        Scaled-inverse-chi2 prior of the per-keypoint variances.
+    sigmasq_loc
+        Variance of the centroid random walk per frame.
+    jitter
+        Variance added to the backward conditionals of the pose latents.
+    """
+
+    nu_s: jax.Array
+    sigmasq_0: jax.Array
+    nu_sigma: jax.Array
+    sigmasq_loc: jax.Array
+    jitter: jax.Array
 
 
 class Hypers(NamedTuple):
-    """Hyperparameters as arrays: sticky-HDP transitions and the AR prior."""
+    """Hyperparameters as arrays: transitions, AR prior, observation model."""
 
     trans: TransitionHypers
     ar: ARPrior
+    obs: ObservationHypers
 
 
 class Params(NamedTuple):
@@ -230,13 +257,98 @@ def ar_step(
     return new_state, _info(new_state, log_lik, zmask, hypers)
 
 
+def _resample_discrete_params(key, state, data, hypers, config) -> Params:
+    """``(beta, pi)`` then ``(Ab, Q)`` given the current ``z`` and ``x``."""
+    params, latents = state.params, state.latents
+    if not config.resample_params:
+        return params
+    key_trans, key_ar = jax.random.split(key)
+    zmask = state_mask(data.mask, config.nlags)
+    betas, pi = resample_transitions(key_trans, latents.z, zmask, params.betas, hypers.trans)
+    stats = ar_sufficient_stats(latents.x, latents.z, zmask, config.num_states, config.nlags)
+    Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
+    return params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
+
+
+def _resample_continuous(keys, params: Params, latents: Latents, data: ModelData,
+                         hypers: Hypers, config: ModelConfig) -> Latents:
+    """``x``, then ``h`` (unless fixed), ``v`` and ``s`` given the syllables."""
+    from moseq_xr.core import keypoint_slds as kp
+
+    obs = hypers.obs
+    Y, mask = data.Y, data.mask
+    x = kp.resample_pose_latents(keys[0], Y, latents.v, latents.h, latents.s, latents.z,
+                                 mask, params.sigmasq, params.Cd, params.Ab, params.Q,
+                                 obs.jitter, config.parallel_message_passing)
+    h = latents.h
+    if not config.fix_heading:
+        h = kp.resample_heading(keys[1], Y, latents.v, x, latents.s, params.sigmasq,
+                                params.Cd, mask)
+    v = kp.resample_centroid(keys[2], Y, x, h, latents.s, params.sigmasq, params.Cd, mask,
+                             obs.sigmasq_loc, config.parallel_message_passing)
+    s = kp.resample_noise_scales(keys[3], Y, x, v, h, params.sigmasq, params.Cd,
+                                 data.noise_prior, obs.nu_s)
+    return latents._replace(x=x, h=h, v=v, s=s)
+
+
+def _full_info(state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig,
+               median_z: jax.Array) -> StepInfo:
+    from moseq_xr.core import keypoint_slds as kp
+
+    params, latents = state.params, state.latents
+    zmask = state_mask(data.mask, config.nlags)
+    ar_term = (ar_log_likelihood_chosen(latents.x, latents.z, params.Ab, params.Q,
+                                        config.nlags) * zmask).sum()
+    obs = hypers.obs
+    keypoint_term = kp.log_likelihood_keypoints(data.Y, latents.x, latents.v, latents.h,
+                                                latents.s, params.sigmasq, params.Cd, data.mask)
+    noise_term = kp.log_prior_noise_scales(latents.s, data.noise_prior, obs.nu_s, data.mask)
+    centroid_term = kp.log_likelihood_centroid(latents.v, data.mask, obs.sigmasq_loc)
+    log_states = _log_prob_states(latents.z, params.pi, zmask)
+    log_prior = transitions_log_prior(params.betas, params.pi, hypers.trans) + ar_log_prior(
+        params.Ab, params.Q, hypers.ar)
+    log_lik = ar_term + keypoint_term + noise_term + centroid_term
+    finite = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(state)])
+    used = jnp.bincount(latents.z.ravel(), weights=zmask.ravel(),
+                        length=params.betas.shape[0]) > 0
+    return StepInfo(log_joint=log_prior + log_states + log_lik, log_likelihood=log_lik,
+                    log_prob_states=log_states, log_prior=log_prior,
+                    median_duration=median_z, num_states_used=used.sum(), finite=finite)
+
+
+def full_step(
+    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+) -> tuple[ModelState, StepInfo]:
+    """One sweep of the keypoint-SLDS: ``(beta, pi)``, ``(Ab, Q)``, ``z``,
+    [``sigma^2``], ``x``, ``h``, ``v``, ``s`` (reference order)."""
+    from moseq_xr.core import keypoint_slds as kp
+
+    keys = jax.random.split(key, 7)
+    params = _resample_discrete_params(keys[0], state, data, hypers, config)
+    latents = state.latents
+    zmask = state_mask(data.mask, config.nlags)
+    log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
+    z, _ = sample_syllables(keys[1], jnp.log(params.pi), log_lik, config.parallel_message_passing)
+    latents = latents._replace(z=z)
+    if config.resample_global_noise and config.resample_params:
+        sigmasq = kp.resample_sigmasq(keys[2], data.Y, latents.x, latents.v, latents.h,
+                                      latents.s, params.Cd, data.mask, hypers.obs.sigmasq_0,
+                                      hypers.obs.nu_sigma)
+        params = params._replace(sigmasq=sigmasq)
+    latents = _resample_continuous(keys[3:], params, latents, data, hypers, config)
+    new_state = ModelState(params, latents)
+    return new_state, _full_info(new_state, data, hypers, config, median_run_length(z, zmask))
+
+
 def step(
     key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
 ) -> tuple[ModelState, StepInfo]:
-    """One Gibbs sweep of the stage named in ``config``."""
+    """One Gibbs sweep of the stage named in ``config`` (``"ar"`` or ``"full"``)."""
     if config.stage == "ar":
         return ar_step(key, state, data, hypers, config)
-    raise NotImplementedError(f"stage {config.stage!r} is not implemented yet")
+    if config.stage == "full":
+        return full_step(key, state, data, hypers, config)
+    raise ValueError(f"unknown stage {config.stage!r}")
 
 
 def init_discrete(
@@ -275,15 +387,20 @@ def init(
     -------
     ModelState
         Transition and AR parameters drawn from the prior, syllables sampled
-        given ``x``, noise scales at their prior scale, ``sigmasq = 1``.
+        given ``x``, ``sigma^2 = 1`` and noise scales drawn from their
+        conditional given that pose (reference §3.5).
     """
+    from moseq_xr.core.keypoint_slds import init_noise_scales
+
     Cd, x, v, h = pose
+    key_discrete, key_noise = jax.random.split(key)
     num_keypoints = data.Y.shape[2]
+    s = init_noise_scales(key_noise, data.Y, x, v, h, Cd, data.noise_prior.astype(x.dtype),
+                          hypers.obs.nu_s)
     latents = Latents(
-        z=jnp.zeros((x.shape[0], x.shape[1] - config.nlags), jnp.int32),
-        x=x, v=v, h=h, s=data.noise_prior.astype(x.dtype),
+        z=jnp.zeros((x.shape[0], x.shape[1] - config.nlags), jnp.int32), x=x, v=v, h=h, s=s,
     )
-    betas, pi, Ab, Q, z = init_discrete(key, latents, data.mask, hypers, config)
+    betas, pi, Ab, Q, z = init_discrete(key_discrete, latents, data.mask, hypers, config)
     params = Params(betas, pi, Ab, Q, Cd, jnp.ones((num_keypoints,), x.dtype))
     return ModelState(params, latents._replace(z=z))
 
@@ -296,6 +413,11 @@ def make_hypers(
     kappa: float = 1e6,
     S_0_scale: float = 0.01,
     K_0_scale: float = 10.0,
+    nu_s: float = 5.0,
+    sigmasq_0: float = 0.1,
+    nu_sigma: float = 1e5,
+    sigmasq_loc: float = 0.5,
+    jitter: float = 1e-3,
     dtype=None,
 ) -> Hypers:
     """Hyperparameters with the keypoint-MoSeq defaults."""
@@ -304,4 +426,6 @@ def make_hypers(
     dtype = dtype or jnp.result_type(float)
     trans = TransitionHypers(*(jnp.asarray(v, dtype) for v in (alpha, gamma, kappa)))
     ar = make_ar_prior(config.latent_dim, config.nlags, S_0_scale, K_0_scale, dtype)
-    return Hypers(trans=trans, ar=ar)
+    obs = ObservationHypers(*(jnp.asarray(v, dtype) for v in (
+        nu_s, sigmasq_0, nu_sigma, sigmasq_loc, jitter)))
+    return Hypers(trans=trans, ar=ar, obs=obs)

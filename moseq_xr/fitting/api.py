@@ -41,7 +41,7 @@ from moseq_xr.preprocess.pca import pca_embedded
 from moseq_xr.schema import names as N
 
 PRECISIONS = ("float64", "float32")
-STAGES = ("ar",)
+STAGES = ("ar", "full", "both")
 
 #: ``fold_in`` stream of the initialisation draws (sweep i uses stream i).
 _INIT_STREAM = 2**31 - 1
@@ -85,7 +85,8 @@ def _hypers_from_dict(values: dict[str, dict[str, Any]], dtype) -> core.Hypers:
     def arrays(group, cls):
         return cls(**{k: jnp.asarray(v, dtype) for k, v in values[group].items()})
 
-    return core.Hypers(trans=arrays("trans", TransitionHypers), ar=arrays("ar", ARPrior))
+    return core.Hypers(trans=arrays("trans", TransitionHypers), ar=arrays("ar", ARPrior),
+                       obs=arrays("obs", core.ObservationHypers))
 
 
 def _model_data(prepared: PreparedData, dtype) -> core.ModelData:
@@ -120,14 +121,33 @@ def _state_from_arrays(arrays: dict[str, dict[str, np.ndarray]], dtype) -> core.
 
 
 class _Run:
-    """Everything one chain needs; built by ``fit`` or from a checkpoint by ``resume``."""
+    """Everything one chain needs; built by ``fit`` or from a checkpoint by ``resume``.
+
+    A chain runs one or more *phases* (``{"stage", "num_iters", "kappa"}``):
+    ``stage="both"`` is an AR phase followed by a full phase. Sweep ``i`` of
+    phase ``p`` uses the key ``fold_in(fold_in(key, p), i)`` (phase 0: ``fold_in(key, i)``).
+    """
 
     def __init__(self, *, data, hypers, config, state, key, seed, segments, pca, options,
-                 precision, fit_args, trace=None, start=0, num_iters=0):
+                 precision, fit_args, trace=None, start=0, phase=0):
         self.data, self.hypers, self.config, self.state = data, hypers, config, state
         self.key, self.seed, self.segments, self.pca = key, seed, segments, pca
         self.options, self.precision, self.fit_args = options, precision, fit_args
-        self.trace, self.start, self.num_iters = trace or {}, start, num_iters
+        self.trace, self.start, self.phase = trace or {}, start, phase
+
+    @property
+    def phases(self) -> list[dict[str, Any]]:
+        return self.fit_args["phases"]
+
+    def _enter_phase(self, index: int) -> None:
+        phase = self.phases[index]
+        self.phase = index
+        self.config = self.config._replace(stage=phase["stage"])
+        kappa = jnp.asarray(phase["kappa"], self.hypers.trans.kappa.dtype)
+        self.hypers = self.hypers._replace(trans=self.hypers.trans._replace(kappa=kappa))
+
+    def phase_key(self) -> jax.Array:
+        return self.key if self.phase == 0 else jax.random.fold_in(self.key, self.phase)
 
     def checkpoint(self, state, done: int, trace) -> Checkpoint:
         return Checkpoint(
@@ -138,14 +158,14 @@ class _Run:
             segments=self.segments,
             pca=self.pca,
             trace={k: np.asarray(v) for k, v in trace.items()},
-            meta={"iteration": done, "num_iters": self.num_iters, "seed": self.seed,
+            meta={"iteration": done, "phase": self.phase, "seed": self.seed,
                   "key": np.asarray(jax.random.key_data(self.key)).tolist(),
                   "key_impl": str(jax.random.key_impl(self.key)),
                   "precision": self.precision, "prepare": self.options,
                   "fit": self.fit_args, "version": __version__},
         )
 
-    def run(self, store: Path | None, checkpoint_every: int, progress: bool) -> ChainResult:
+    def _run_phase(self, store, checkpoint_every, progress) -> ChainResult:
         def on_checkpoint(state, done, trace):
             if store is not None:
                 write_checkpoint(store, self.checkpoint(state, done, trace))
@@ -153,10 +173,24 @@ class _Run:
         def step(key, state):
             return _JITTED_STEP(key, state, self.data, self.hypers, config=self.config)
 
-        return run_chain(step, self.state, self.key, self.start, self.num_iters,
-                         fps=self.segments["fps"], trace=self.trace, on_checkpoint=on_checkpoint,
+        return run_chain(step, self.state, self.phase_key(), self.start,
+                         self.phases[self.phase]["num_iters"], fps=self.segments["fps"],
+                         trace=self.trace, on_checkpoint=on_checkpoint,
                          checkpoint_every=checkpoint_every, progress=progress,
-                         precision=self.precision)
+                         precision=self.precision, labels={"stage": self.config.stage})
+
+    def run(self, store: Path | None, checkpoint_every: int, progress: bool) -> ChainResult:
+        """Run the remaining sweeps of every remaining phase."""
+        self._enter_phase(self.phase)
+        total = sum(p["num_iters"] for p in self.phases[: self.phase])
+        while True:
+            chain = self._run_phase(store, checkpoint_every, progress)
+            self.state = chain.state
+            total += chain.iteration
+            if chain.stop_reason is not None or self.phase + 1 == len(self.phases):
+                return chain._replace(iteration=total)
+            self._enter_phase(self.phase + 1)
+            self.start = 0
 
 
 def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
@@ -180,12 +214,28 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
              "config": run.config._asdict(),
              "hypers": {g: {k: np.asarray(v).tolist() for k, v in part.items()}
                         for g, part in _hypers_dict(run.hypers).items()
-                        if g == "trans"},
+                        if g in ("trans", "obs")},
              "prepare": run.options, "fit": run.fit_args}
     model = model_dataset(params, order, list(index["keypoints"]), attrs)
     trace = trace_dataset(chain.trace, {"fps": index["fps"]})
-    return result_tree(ds, {"syllable": syllables}, model, trace, run.pca,
+    variables = {"syllable": syllables}
+    if run.config.stage == "full":
+        variables.update(_continuous_results(chain.state.latents, shell))
+    return result_tree(ds, variables, model, trace, run.pca,
                        {"stage": run.config.stage, **run.fit_args})
+
+
+def _continuous_results(latents: core.Latents, shell) -> dict[str, xr.DataArray]:
+    """Centroid, heading and pose latents of the full model on the Dataset's grid."""
+    from moseq_xr.fitting.bridge import from_segments
+
+    centroid = from_segments(np.asarray(latents.v), shell, (N.SPACE,))
+    heading = from_segments(np.asarray(latents.h), shell)
+    latent = from_segments(np.asarray(latents.x), shell, ("latent",))
+    centroid.attrs = {"description": "model centroid (mean keypoint position)"}
+    heading.attrs = {"description": "model heading", "units": "radians"}
+    latent.attrs = {"description": "pose latent state (whitened PCA coordinates)"}
+    return {"centroid": centroid, "heading": heading, "latent_state": latent}
 
 
 def _same_pose_data(stored: xr.Dataset, ds: xr.Dataset) -> bool:
@@ -219,12 +269,61 @@ def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
     return path
 
 
+def _phases(stage: str, num_iters: int, kappa: float, ar_iters: int,
+            ar_kappa: float | None) -> list[dict[str, Any]]:
+    if stage == "both":
+        return [{"stage": "ar", "num_iters": ar_iters,
+                 "kappa": float(kappa * 100 if ar_kappa is None else ar_kappa)},
+                {"stage": "full", "num_iters": num_iters, "kappa": float(kappa)}]
+    return [{"stage": stage, "num_iters": num_iters, "kappa": float(kappa)}]
+
+
+def _check_fit_arguments(stage: str, num_iters: int, prepare_options: dict[str, Any]) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    if num_iters < 0:
+        raise ValueError(f"num_iters must be >= 0, got {num_iters}")
+    unknown = set(prepare_options) - set(PrepareOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"fit() got unknown options {sorted(unknown)}; see PrepareOptions")
+
+
+def _from_previous_fit(init: xr.DataTree, prepared: PreparedData, state: core.ModelState,
+                       config: core.ModelConfig) -> core.ModelState:
+    """Continue from a fitted tree: its parameters and syllables replace the prior draws."""
+    from moseq_xr.fitting.bridge import segment_values
+
+    model = init["model"].to_dataset()
+    dtype = state.params.Ab.dtype
+    params = state.params._replace(**{
+        name: jnp.asarray(model[name].values, dtype)
+        for name in ("betas", "pi", "Ab", "Q", "Cd", "sigmasq")})
+    syllable = init.to_dataset()["syllable"]
+    rows = segment_values(syllable, prepared.segments)[:, config.nlags:]
+    z = jnp.asarray(np.maximum(rows, 0), jnp.int32)
+    return core.ModelState(params, state.latents._replace(z=z))
+
+
+def _init_settings(init: xr.DataTree | None, prepare_options: dict[str, Any],
+                   pca: xr.Dataset | None) -> tuple[PrepareOptions, xr.Dataset | None, dict]:
+    """Preparation options, PCA and model sizes; taken from ``init`` when given."""
+    if init is None:
+        return PrepareOptions(**prepare_options), pca, {}
+    attrs = init["model"].attrs
+    options = PrepareOptions(**{**attrs["prepare"], **prepare_options})
+    sizes = {k: attrs["config"][k] for k in ("num_states", "nlags", "latent_dim")}
+    return options, init["pca"].to_dataset(), sizes
+
+
 def fit(
     ds: xr.Dataset,
     stage: str = "ar",
     num_iters: int = 50,
     *,
     kappa: float = 1e6,
+    init: xr.DataTree | None = None,
+    ar_iters: int = 50,
+    ar_kappa: float | None = None,
     latent_dim: int | None = None,
     num_states: int = 100,
     nlags: int = 3,
@@ -232,6 +331,10 @@ def fit(
     gamma: float = 1e3,
     S_0_scale: float = 0.01,
     K_0_scale: float = 10.0,
+    nu_s: float = 5.0,
+    sigmasq_loc: float = 0.5,
+    jitter: float = 1e-3,
+    resample_global_noise: bool = False,
     seed: int = 0,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
@@ -249,11 +352,21 @@ def fit(
         A pose Dataset (see :func:`moseq_xr.validate`).
     stage
         ``"ar"``: the autoregressive-HMM stage (pose trajectories fixed at
-        their PCA projection).
+        their PCA projection); ``"full"``: the keypoint-SLDS (pose latents,
+        heading, centroid and noise scales resampled too), best started from
+        an AR fit with ``init=``; ``"both"``: ``ar_iters`` AR sweeps at
+        ``ar_kappa`` then ``num_iters`` full sweeps at ``kappa``.
     num_iters
-        Gibbs sweeps to run.
+        Gibbs sweeps to run (of the full stage for ``"both"``).
     kappa
-        Stickiness: larger gives longer syllables (1e6 is the usual AR-stage value).
+        Stickiness: larger gives longer syllables. The full model needs a
+        smaller kappa than the AR stage for the same durations (1e6 / 1e4 are
+        the usual AR / full values).
+    init
+        A tree returned by ``fit`` (e.g. the AR stage) to continue from: its
+        parameters, syllables, PCA and preparation options are used.
+    ar_iters, ar_kappa
+        AR phase of ``stage="both"`` (``ar_kappa`` defaults to ``100 * kappa``).
     latent_dim
         Dimension of the pose latent space (default: the PCA's suggestion,
         90 % variance, at most 10).
@@ -262,7 +375,11 @@ def fit(
     nlags
         Order of the autoregression.
     alpha, gamma, S_0_scale, K_0_scale
-        Remaining hyperparameters (keypoint-MoSeq defaults).
+        Transition and AR hyperparameters (keypoint-MoSeq defaults).
+    nu_s, sigmasq_loc, jitter, resample_global_noise
+        Observation model: noise-scale degrees of freedom, centroid step
+        variance, jitter of the pose-latent sampler, and whether to resample
+        the per-keypoint variances.
     seed
         Seed of the chain.
     checkpoint
@@ -287,40 +404,44 @@ def fit(
     -------
     xarray.DataTree
         Root: ``ds`` plus ``syllable`` over ``(recording, individual, time)``
-        (-1 where none); ``/model``: parameters with hyperparameters in attrs;
-        ``/trace``: per-iteration log joint, median duration, ...; ``/pca``.
+        (-1 where none) and, after the full stage, ``centroid``, ``heading``
+        and ``latent_state``; ``/model``: parameters with hyperparameters in
+        attrs; ``/trace``: per-iteration log joint, median duration, ...; ``/pca``.
     """
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    if num_iters < 0:
-        raise ValueError(f"num_iters must be >= 0, got {num_iters}")
-    unknown = set(prepare_options) - set(PrepareOptions.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"fit() got unknown options {sorted(unknown)}; see PrepareOptions")
-    options = PrepareOptions(**prepare_options)
+    _check_fit_arguments(stage, num_iters, prepare_options)
+    options, pca, sizes = _init_settings(init, prepare_options, pca)
     prepared = prepare(ds, options, pca)
-    suggested = int(prepared.pca.attrs["suggested_latent_dim"])
-    latent_dim = suggested if latent_dim is None else int(latent_dim)
+    num_states, nlags = sizes.get("num_states", num_states), sizes.get("nlags", nlags)
+    latent_dim = sizes.get("latent_dim", latent_dim)
+    latent_dim = int(prepared.pca.attrs["suggested_latent_dim"] if latent_dim is None else latent_dim)
     if not 1 <= latent_dim <= prepared.pca.sizes["pc"]:
         raise ValueError(f"latent_dim must be between 1 and {prepared.pca.sizes['pc']}, got {latent_dim}")
+    phases = _phases(stage, num_iters, kappa, ar_iters, ar_kappa)
     config = core.ModelConfig(num_states=num_states, nlags=nlags, latent_dim=latent_dim,
-                              stage=stage, parallel_message_passing=parallel_message_passing)
-    fit_args = {"num_iters": num_iters, "kappa": kappa, "latent_dim": latent_dim,
-                "num_states": num_states, "nlags": nlags, "alpha": alpha, "gamma": gamma,
-                "S_0_scale": S_0_scale, "K_0_scale": K_0_scale, "seed": seed,
-                "precision": precision, "parallel_message_passing": parallel_message_passing}
+                              stage=phases[0]["stage"], fix_heading=options.fix_heading,
+                              parallel_message_passing=parallel_message_passing,
+                              resample_global_noise=resample_global_noise)
+    fit_args = {"stage": stage, "num_iters": num_iters, "kappa": kappa, "phases": phases,
+                "latent_dim": latent_dim, "num_states": num_states, "nlags": nlags,
+                "alpha": alpha, "gamma": gamma, "S_0_scale": S_0_scale,
+                "K_0_scale": K_0_scale, "nu_s": nu_s, "sigmasq_loc": sigmasq_loc,
+                "jitter": jitter, "resample_global_noise": resample_global_noise, "seed": seed,
+                "precision": precision, "parallel_message_passing": parallel_message_passing,
+                "init": init is not None}
     store = _store_path(checkpoint, ds)
     with precision_scope(precision):
         dtype = jnp.result_type(float)
-        hypers = core.make_hypers(config, alpha=alpha, gamma=gamma, kappa=kappa,
-                                  S_0_scale=S_0_scale, K_0_scale=K_0_scale, dtype=dtype)
+        hypers = core.make_hypers(config, alpha=alpha, gamma=gamma, kappa=phases[0]["kappa"],
+                                  S_0_scale=S_0_scale, K_0_scale=K_0_scale, nu_s=nu_s,
+                                  sigmasq_loc=sigmasq_loc, jitter=jitter, dtype=dtype)
         data = _model_data(prepared, dtype)
         key = jax.random.key(seed, impl=KEY_IMPL)
         state = _initial_state(jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config)
+        if init is not None:
+            state = _from_previous_fit(init, prepared, state, config)
         run = _Run(data=data, hypers=hypers, config=config, state=state, key=key, seed=seed,
                    segments=segments_index(prepared.segments), pca=prepared.pca,
-                   options=options.to_dict(), precision=precision, fit_args=fit_args,
-                   num_iters=num_iters)
+                   options=options.to_dict(), precision=precision, fit_args=fit_args)
         chain = run.run(store, checkpoint_every, progress)
     tree = _results(ds, run, chain)
     if store is not None:
@@ -339,7 +460,7 @@ def resume(
     store
         The project store given as ``checkpoint=`` to :func:`fit`.
     num_iters
-        New target number of sweeps (default: the original target).
+        New target number of sweeps of the last phase (default: the original).
     checkpoint_every
         Sweeps between checkpoints.
     progress
@@ -353,26 +474,30 @@ def resume(
     store = Path(store)
     saved = read_checkpoint(store)
     meta = saved.meta
-    target = int(meta["num_iters"] if num_iters is None else num_iters)
-    if target < meta["iteration"]:
-        raise FitError(f"{store}: the checkpoint is at iteration {meta['iteration']}, past {target}")
+    fit_args = dict(meta["fit"])
+    if num_iters is not None:
+        fit_args["phases"] = [*fit_args["phases"][:-1], {**fit_args["phases"][-1],
+                                                        "num_iters": int(num_iters)}]
+        fit_args["num_iters"] = int(num_iters)
+    phase = int(meta["phase"])
+    if fit_args["phases"][phase]["num_iters"] < meta["iteration"]:
+        raise FitError(f"{store}: the checkpoint is at iteration {meta['iteration']}, "
+                       f"past {fit_args['phases'][phase]['num_iters']}")
     opened = open_store(store)
     ds = opened.to_dataset(inherit=False) if isinstance(opened, xr.DataTree) else opened
-    ds = ds.drop_vars([v for v in ("syllable",) if v in ds])
-    config = core.ModelConfig(**saved.config)
+    ds = ds.drop_vars([v for v in N.RESULT_VARS if v in ds])
     with precision_scope(meta["precision"]):
         dtype = jnp.result_type(float)
         run = _Run(
             data=core.ModelData(**{k: jnp.asarray(v, dtype) for k, v in saved.data.items()}),
-            hypers=_hypers_from_dict(saved.hypers, dtype), config=config,
+            hypers=_hypers_from_dict(saved.hypers, dtype), config=core.ModelConfig(**saved.config),
             state=_state_from_arrays(saved.state, dtype),
             key=jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32),
                                          impl=meta.get("key_impl", KEY_IMPL)),
             seed=meta["seed"], segments=saved.segments, pca=saved.pca,
-            options=meta["prepare"], precision=meta["precision"],
-            fit_args={**meta["fit"], "num_iters": target},
+            options=meta["prepare"], precision=meta["precision"], fit_args=fit_args,
             trace={k: list(v) for k, v in saved.trace.items()},
-            start=int(meta["iteration"]), num_iters=target,
+            start=int(meta["iteration"]), phase=phase,
         )
         chain = run.run(store, checkpoint_every, progress)
     tree = _results(ds.load(), run, chain)

@@ -54,7 +54,10 @@ def _nan_advice(bad: list[str], precision: str) -> str:
     return f"non-finite values in {', '.join(bad)} after the sweep; {advice}"
 
 
-def _record(trace: dict[str, list[float]], info: Any, seconds: float, fps: float) -> None:
+def _record(trace: dict[str, list[Any]], info: Any, seconds: float, fps: float,
+            labels: dict[str, Any]) -> None:
+    for name, value in labels.items():
+        trace.setdefault(name, []).append(value)
     for name in TRACE_FIELDS:
         trace.setdefault(name, []).append(float(getattr(info, name)))
     trace.setdefault("median_duration_s", []).append(float(info.median_duration) / fps)
@@ -74,6 +77,7 @@ def run_chain(
     checkpoint_every: int = 10,
     progress: bool = True,
     precision: str = "float64",
+    labels: dict[str, Any] | None = None,
 ) -> ChainResult:
     """Run sweeps ``start .. num_iters - 1``.
 
@@ -98,6 +102,8 @@ def run_chain(
         Show a progress bar.
     precision
         Mentioned in the advice when a sweep produces NaNs.
+    labels
+        Constant values recorded in the trace with every sweep (e.g. the stage).
 
     Returns
     -------
@@ -117,7 +123,7 @@ def run_chain(
                 reason = _nan_advice([n for n, ok in zip(names, finite, strict=True) if not ok], precision)
                 break
             state, done = new_state, iteration + 1
-            _record(trace, info, seconds, fps)
+            _record(trace, info, seconds, fps, labels or {})
             bar.update(1)
             bar.set_postfix(log_joint=f"{float(info.log_joint):.4g}",
                             duration=f"{float(info.median_duration) / fps:.3g}s",
