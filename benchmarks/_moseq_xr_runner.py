@@ -24,7 +24,7 @@ import numpy as np
 RESULT_PREFIX = "RESULT_JSON "
 
 #: Benchmark stage name -> moseq_xr ``fit(stage=...)``.
-STAGES = {"ar": "ar"}
+STAGES = {"ar": "ar", "full": "full"}
 
 
 def parse_args(argv=None):

@@ -48,7 +48,10 @@ RESULT_PREFIX = "RESULT_JSON "
 #: Benchmark stages. Adding the full model = one entry here and in the
 #: moseq_xr runner's STAGES (the reference runner already maps "full" to
 #: ``ar_only=False``).
-STAGES = {"ar": "AR-HMM stage: pose latents fixed at their PCA projection"}
+STAGES = {
+    "ar": "AR-HMM stage: pose latents fixed at their PCA projection",
+    "full": "full keypoint-SLDS sweeps, both started from their initialisation",
+}
 
 #: Simulation settings other than the size (recorded with every result).
 SIMULATION = {

@@ -41,7 +41,9 @@ class MoseqAccessor:
 
         return qc(self._obj, **options)
 
-    def fit(self, stage: str = "ar", num_iters: int = 50, **options: Any) -> xr.DataTree:
+    def fit(
+        self, stage: str = "ar", num_iters: int = 50, **options: Any
+    ) -> xr.DataTree:
         """Fit keypoint-MoSeq (see :func:`moseq_xr.fit`)."""
         from moseq_xr.fitting.api import fit
 

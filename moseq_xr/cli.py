@@ -231,8 +231,11 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--individuals", nargs="+", help="keep these individuals")
     parser.add_argument(
-        "--option", action="append", default=[], metavar="NAME=VALUE",
-        help="format option passed to the loader, e.g. keypoint_names='[\"nose\",\"tail\"]' "
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help='format option passed to the loader, e.g. keypoint_names=\'["nose","tail"]\' '
         "or skeleton_file=skel.mat (VALUE is read as JSON when it parses, else as text)",
     )
     parser.add_argument("-o", "--output", required=True, help="project store to write")
@@ -465,14 +468,19 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nlags", type=int, default=3, help="AR order")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chain")
     parser.add_argument("--checkpoint-every", type=int, default=10, help="sweeps")
-    parser.add_argument("--precision", default="float64", choices=("float64", "float32"))
+    parser.add_argument(
+        "--precision", default="float64", choices=("float64", "float32")
+    )
     parser.add_argument("--anterior", nargs="+", help="anterior keypoint(s)")
     parser.add_argument("--posterior", nargs="+", help="posterior keypoint(s)")
     parser.add_argument("--use-keypoints", nargs="+", help="keypoints to model")
     parser.add_argument("--fix-heading", action="store_true", help="head-fixed animal")
     parser.add_argument("--outlier-removal", action="store_true", help="drop outliers")
-    parser.add_argument("--parallel", action="store_true",
-                        help="associative-scan message passing (GPUs)")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="associative-scan message passing (GPUs)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -485,9 +493,16 @@ def _fit_summary(tree: xr.DataTree, console: Console, store: str) -> None:
         ("iterations", str(model.attrs["iterations"])),
         ("stopped early", model.attrs["stopped_early"] or "no"),
         ("syllables used", str(used)),
-        ("median duration", f"{float(trace['median_duration_s'][-1]):.3f} s"
-         if trace.sizes["iteration"] else "-"),
-        ("log joint", f"{float(trace['log_joint'][-1]):.6g}" if trace.sizes["iteration"] else "-"),
+        (
+            "median duration",
+            f"{float(trace['median_duration_s'][-1]):.3f} s"
+            if trace.sizes["iteration"]
+            else "-",
+        ),
+        (
+            "log joint",
+            f"{float(trace['log_joint'][-1]):.6g}" if trace.sizes["iteration"] else "-",
+        ),
         ("saved to", store),
     ]
     console.print(_key_value_table(rows))
@@ -498,14 +513,29 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from moseq_xr.fitting.api import fit
 
     ds, _ = _open_project(args.store)
-    options = {name: getattr(args, name) for name in (
-        "anterior", "posterior", "use_keypoints") if getattr(args, name) is not None}
-    tree = fit(ds, stage=args.stage, num_iters=args.num_iters, kappa=args.kappa,
-               latent_dim=args.latent_dim, num_states=args.num_states, nlags=args.nlags,
-               seed=args.seed, checkpoint=args.store, checkpoint_every=args.checkpoint_every,
-               precision=args.precision, parallel_message_passing=args.parallel,
-               progress=not args.no_progress, fix_heading=args.fix_heading,
-               outlier_removal=args.outlier_removal, **options)
+    options = {
+        name: getattr(args, name)
+        for name in ("anterior", "posterior", "use_keypoints")
+        if getattr(args, name) is not None
+    }
+    tree = fit(
+        ds,
+        stage=args.stage,
+        num_iters=args.num_iters,
+        kappa=args.kappa,
+        latent_dim=args.latent_dim,
+        num_states=args.num_states,
+        nlags=args.nlags,
+        seed=args.seed,
+        checkpoint=args.store,
+        checkpoint_every=args.checkpoint_every,
+        precision=args.precision,
+        parallel_message_passing=args.parallel,
+        progress=not args.no_progress,
+        fix_heading=args.fix_heading,
+        outlier_removal=args.outlier_removal,
+        **options,
+    )
     _fit_summary(tree, console, args.store)
     return 0
 
@@ -558,7 +588,9 @@ COMMANDS: dict[str, Command] = {
     "doctor": Command(
         "versions, JAX devices, memory and formats", _add_doctor_arguments, cmd_doctor
     ),
-    "fit": Command("fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit),
+    "fit": Command(
+        "fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit
+    ),
     "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
     "export-nwb": Command(
         "write one NWB file per recording (poses and model results)",

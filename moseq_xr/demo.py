@@ -94,8 +94,16 @@ def _fit_ar(state: DemoState) -> None:
     from moseq_xr.fitting.api import fit
     from moseq_xr.io.store import open as open_store
 
-    tree = fit(open_store(state.store), stage="ar", num_iters=30, kappa=1e4, latent_dim=4,
-               num_states=20, checkpoint=state.store, progress=False)
+    tree = fit(
+        open_store(state.store),
+        stage="ar",
+        num_iters=30,
+        kappa=1e4,
+        latent_dim=4,
+        num_states=20,
+        checkpoint=state.store,
+        progress=False,
+    )
     state.results["ar"] = tree
     trace = tree["trace"].to_dataset()
     state.console.print(
@@ -125,15 +133,27 @@ def _export_nwb(state: DemoState) -> None:
 
     directory = state.output_dir / "nwb"
     subjects = {
-        str(name): {"subject_id": f"sim{i}", "species": "Mus musculus", "sex": "U",
-                    "age": "P90D", "description": "simulated by moseq_xr.simulate"}
+        str(name): {
+            "subject_id": f"sim{i}",
+            "species": "Mus musculus",
+            "sex": "U",
+            "age": "P90D",
+            "description": "simulated by moseq_xr.simulate",
+        }
         for i, name in enumerate(state.results["ar"].to_dataset()["recording"].values)
     }
-    files = to_nwb(state.results["ar"], directory, subject=subjects, overwrite=True,
-                   session_start_time=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC),
-                   session_description="moseq_xr demo: simulated poses and AR-stage syllables")
+    files = to_nwb(
+        state.results["ar"],
+        directory,
+        subject=subjects,
+        overwrite=True,
+        session_start_time=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC),
+        session_description="moseq_xr demo: simulated poses and AR-stage syllables",
+    )
     state.results["nwb"] = files
-    state.console.print(f"Wrote {len(files)} NWB files (pose + syllables) to {directory}")
+    state.console.print(
+        f"Wrote {len(files)} NWB files (pose + syllables) to {directory}"
+    )
 
 
 def _statistics(state: DemoState) -> None:
@@ -143,9 +163,14 @@ def _statistics(state: DemoState) -> None:
     path = state.output_dir / "syllable_stats.csv"
     table.to_csv(path, index=False)
     state.results["stats"] = table
-    state.console.print(f"Per-recording syllable statistics ({len(table)} rows) in {path}:")
-    columns = [c for c in ("recording", "syllable", "frequency_instances", "count",
-                           "duration_s") if c in table.columns]
+    state.console.print(
+        f"Per-recording syllable statistics ({len(table)} rows) in {path}:"
+    )
+    columns = [
+        c
+        for c in ("recording", "syllable", "frequency_instances", "count", "duration_s")
+        if c in table.columns
+    ]
     state.console.print(table[columns].head(8).to_string(index=False))
 
 

@@ -23,7 +23,14 @@ from moseq_xr.io.load import from_arrays
 from moseq_xr.schema import names as N
 
 RODENT_KEYPOINTS = (
-    "nose", "left_ear", "right_ear", "neck", "left_hip", "right_hip", "tail_base", "tail_mid",
+    "nose",
+    "left_ear",
+    "right_ear",
+    "neck",
+    "left_hip",
+    "right_hip",
+    "tail_base",
+    "tail_mid",
 )
 
 
@@ -38,7 +45,8 @@ def random_dynamics(
     rng: np.random.Generator, num_states: int, latent_dim: int, noise: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stable, distinct AR(1) dynamics ``(A, b, noise sd)``: damped rotations
-    towards well-separated fixed points."""
+    towards well-separated fixed points.
+    """
     A = np.zeros((num_states, latent_dim, latent_dim))
     for state in range(num_states):
         decay = rng.uniform(0.7, 0.9)
@@ -54,7 +62,9 @@ def random_dynamics(
     return A, b, noise
 
 
-def sample_syllables(rng: np.random.Generator, pi: np.ndarray, num_frames: int) -> np.ndarray:
+def sample_syllables(
+    rng: np.random.Generator, pi: np.ndarray, num_frames: int
+) -> np.ndarray:
     """A Markov chain of ``num_frames`` states with a uniform first state."""
     cumulative = np.cumsum(pi, axis=1)
     uniforms = rng.random(num_frames)
@@ -78,7 +88,11 @@ def sample_latents(rng: np.random.Generator, z: np.ndarray, dynamics) -> np.ndar
 
 
 def sample_trajectory(
-    rng: np.random.Generator, num_frames: int, num_dims: int, step_sd: float, turn_sd: float,
+    rng: np.random.Generator,
+    num_frames: int,
+    num_dims: int,
+    step_sd: float,
+    turn_sd: float,
     arena: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centroid random walk reflected into a square arena; smoothly turning heading."""
@@ -88,7 +102,9 @@ def sample_trajectory(
     period = 4 * arena
     folded = np.mod(walk + arena, period)
     centroid = np.where(folded > 2 * arena, period - folded, folded) - arena
-    heading = np.angle(np.exp(1j * np.cumsum(turn_sd * rng.standard_normal(num_frames))))
+    heading = np.angle(
+        np.exp(1j * np.cumsum(turn_sd * rng.standard_normal(num_frames)))
+    )
     return centroid, heading
 
 
@@ -127,7 +143,9 @@ def body_template(num_keypoints: int, num_dims: int, body_length: float) -> np.n
     template = np.zeros((num_keypoints, num_dims))
     template[:, 0], template[:, 1] = along, side
     if num_dims == 3:
-        template[:, 2] = 0.1 * body_length * np.cos(np.linspace(0, np.pi, num_keypoints))
+        template[:, 2] = (
+            0.1 * body_length * np.cos(np.linspace(0, np.pi, num_keypoints))
+        )
     return template - template.mean(axis=0)
 
 
@@ -167,11 +185,18 @@ def _recording(rng, num_frames, shared, options):
     gaps = _gap_mask(rng, shape, options["nan_rate"])
     confidence = _confidences(rng, shape, outliers, gaps)
     Y = observe_keypoints(
-        rng, x, centroid, heading, shared["Cd"], np.nan_to_num(confidence, nan=1.0),
+        rng,
+        x,
+        centroid,
+        heading,
+        shared["Cd"],
+        np.nan_to_num(confidence, nan=1.0),
         options["nu_s"],
     )
     jumps = rng.uniform(0.5, 1.5, size=(int(outliers.sum()), options["num_dims"]))
-    Y[outliers] += jumps * options["body_length"] * rng.choice([-1, 1], size=jumps.shape)
+    Y[outliers] += (
+        jumps * options["body_length"] * rng.choice([-1, 1], size=jumps.shape)
+    )
     Y[gaps] = np.nan
     return Y, confidence, {"z": z, "x": x, "v": centroid, "h": heading}
 
@@ -180,7 +205,9 @@ def _truth_variable(values: list[np.ndarray], num_frames: list[int], extra_dims,
     length = max(num_frames)
     out = []
     for value in values:
-        padded = np.full((length, *value.shape[1:]), fill, dtype=np.result_type(value, fill))
+        padded = np.full(
+            (length, *value.shape[1:]), fill, dtype=np.result_type(value, fill)
+        )
         padded[: value.shape[0]] = value
         out.append(padded[None])  # individual axis
     return ((N.RECORDING, N.INDIVIDUAL, N.TIME, *extra_dims), np.stack(out))
@@ -239,14 +266,28 @@ def simulate(
         A valid pose Dataset plus ``true_syllable``, ``true_latent_state``,
         ``true_centroid`` and ``true_heading``.
     """
-    frames = [int(num_frames)] * num_recordings if np.isscalar(num_frames) else [int(n) for n in num_frames]
+    frames = (
+        [int(num_frames)] * num_recordings
+        if np.isscalar(num_frames)
+        else [int(n) for n in num_frames]
+    )
     if len(frames) != num_recordings or min(frames) < 2:
-        raise ValueError(f"num_frames must give {num_recordings} lengths of at least 2, got {num_frames}")
+        raise ValueError(
+            f"num_frames must give {num_recordings} lengths of at least 2, got {num_frames}"
+        )
     if num_dims not in (2, 3):
         raise ValueError(f"num_dims must be 2 or 3, got {num_dims}")
-    options = dict(num_dims=num_dims, num_keypoints=num_keypoints, step_sd=0.05 * body_length,
-                   arena=8 * body_length, fix_heading=fix_heading, outlier_rate=outlier_rate,
-                   nan_rate=nan_rate, nu_s=nu_s, body_length=body_length)
+    options = dict(
+        num_dims=num_dims,
+        num_keypoints=num_keypoints,
+        step_sd=0.05 * body_length,
+        arena=8 * body_length,
+        fix_heading=fix_heading,
+        outlier_rate=outlier_rate,
+        nan_rate=nan_rate,
+        nu_s=nu_s,
+        body_length=body_length,
+    )
     rng = np.random.default_rng(seed)
     shared = {
         "pi": sticky_transition_matrix(num_syllables, target_duration * fps),
@@ -257,21 +298,38 @@ def simulate(
     names = [f"recording_{i}" for i in range(num_recordings)]
     ds = from_arrays(
         {name: Y for name, (Y, _, _) in zip(names, drawn, strict=True)},
-        keypoints=_keypoint_names(num_keypoints), fps=fps,
+        keypoints=_keypoint_names(num_keypoints),
+        fps=fps,
         confidences={name: c for name, (_, c, _) in zip(names, drawn, strict=True)},
         source_software="moseq_xr.simulate",
     )
     truths = [t for _, _, t in drawn]
     ds = ds.assign(
         true_syllable=_truth_variable([t["z"] for t in truths], frames, (), -1),
-        true_latent_state=_truth_variable([t["x"] for t in truths], frames, ("latent",), np.nan),
-        true_centroid=_truth_variable([t["v"] for t in truths], frames, (N.SPACE,), np.nan),
+        true_latent_state=_truth_variable(
+            [t["x"] for t in truths], frames, ("latent",), np.nan
+        ),
+        true_centroid=_truth_variable(
+            [t["v"] for t in truths], frames, (N.SPACE,), np.nan
+        ),
         true_heading=_truth_variable([t["h"] for t in truths], frames, (), np.nan),
     )
-    ds.attrs = with_provenance(ds.attrs, "moseq_xr.simulate", {
-        "num_recordings": num_recordings, "num_frames": frames, "num_keypoints": num_keypoints,
-        "num_dims": num_dims, "num_syllables": num_syllables, "latent_dim": latent_dim,
-        "target_duration": target_duration, "fps": fps, "seed": seed, **options})
+    ds.attrs = with_provenance(
+        ds.attrs,
+        "moseq_xr.simulate",
+        {
+            "num_recordings": num_recordings,
+            "num_frames": frames,
+            "num_keypoints": num_keypoints,
+            "num_dims": num_dims,
+            "num_syllables": num_syllables,
+            "latent_dim": latent_dim,
+            "target_duration": target_duration,
+            "fps": fps,
+            "seed": seed,
+            **options,
+        },
+    )
     ds.attrs["space_unit"] = "pixels"
     names = [str(k) for k in ds.keypoint.values]
     ds.attrs["skeleton"] = [[a, b] for a, b in zip(names[:-1], names[1:], strict=True)]

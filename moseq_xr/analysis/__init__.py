@@ -5,6 +5,7 @@ optionally, ``centroid``, ``heading``, ``latent_state``; see
 :data:`moseq_xr.schema.names.RESULT_VARS`) and return pandas or xarray objects.
 """
 
+from moseq_xr.analysis.agreement import contingency, normalized_mutual_information
 from moseq_xr.analysis.similarity import (
     merge_syllables,
     suggest_merges,
@@ -20,15 +21,13 @@ from moseq_xr.analysis.stats import (
 from moseq_xr.analysis.tables import bouts, to_dataframe
 from moseq_xr.analysis.transitions import transition_matrices
 
-from moseq_xr.analysis.agreement import contingency, normalized_mutual_information
-
 __all__ = [
-    "contingency",
-    "normalized_mutual_information",
     "benjamini_hochberg",
     "bouts",
     "compare_groups",
+    "contingency",
     "merge_syllables",
+    "normalized_mutual_information",
     "set_groups",
     "suggest_merges",
     "syllable_similarity",

@@ -33,14 +33,20 @@ class ARPrior(NamedTuple):
 
 
 def make_ar_prior(
-    latent_dim: int, nlags: int, S_0_scale: float = 0.01, K_0_scale: float = 10.0, dtype=None
+    latent_dim: int,
+    nlags: int,
+    S_0_scale: float = 0.01,
+    K_0_scale: float = 10.0,
+    dtype=None,
 ) -> ARPrior:
     """The keypoint-MoSeq MNIW prior: ``nu_0 = P + 2``, random-walk mean."""
     dtype = dtype or jnp.result_type(float)
     regressors = latent_dim * nlags + 1
     mean = jnp.zeros((latent_dim, regressors), dtype)
     last_lag = latent_dim * (nlags - 1)
-    mean = mean.at[:, last_lag : last_lag + latent_dim].set(jnp.eye(latent_dim, dtype=dtype))
+    mean = mean.at[:, last_lag : last_lag + latent_dim].set(
+        jnp.eye(latent_dim, dtype=dtype)
+    )
     return ARPrior(
         nu_0=jnp.asarray(latent_dim + 2.0, dtype),
         S_0=S_0_scale * jnp.eye(latent_dim, dtype=dtype),
@@ -106,7 +112,9 @@ def ar_sufficient_stats(
     )
     full = jnp.zeros((num_states, dim, dim), x.dtype).at[:, rows, cols].set(upper)
     full = full + jnp.swapaxes(full, 1, 2) - full * jnp.eye(dim, dtype=x.dtype)
-    counts = jax.ops.segment_sum(weights.reshape(-1), z.reshape(-1), num_segments=num_states)
+    counts = jax.ops.segment_sum(
+        weights.reshape(-1), z.reshape(-1), num_segments=num_states
+    )
     return full[:, :size, :size], full[:, size:, :size], full[:, size:, size:], counts
 
 
@@ -152,7 +160,9 @@ def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array
     return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
 
 
-def ar_log_likelihoods(x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int) -> jax.Array:
+def ar_log_likelihoods(
+    x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
+) -> jax.Array:
     """Gaussian log-likelihood of every frame t >= L under every state.
 
     The residuals are whitened by the Cholesky factors of ``Q_j`` and all states
@@ -193,7 +203,9 @@ def ar_log_likelihood_chosen(
     regressors = lagged_regressors(x, nlags)
     residual = x[..., nlags:, :] - jnp.einsum("ntpr,ntr->ntp", Ab[z], regressors)
     chol = psd_cholesky(Q)[z]
-    whitened = jax.scipy.linalg.solve_triangular(chol, residual[..., None], lower=True)[..., 0]
+    whitened = jax.scipy.linalg.solve_triangular(chol, residual[..., None], lower=True)[
+        ..., 0
+    ]
     log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
     return -0.5 * (whitened**2).sum(-1) - log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
 
@@ -205,7 +217,9 @@ def ar_log_prior(Ab: jax.Array, Q: jax.Array, prior: ARPrior) -> jax.Array:
     chol_q = psd_cholesky(Q)
     logdet_q = 2 * jnp.log(jnp.diagonal(chol_q, axis1=-2, axis2=-1)).sum(-1)
     logdet_s = 2 * jnp.log(jnp.diag(psd_cholesky(prior.S_0))).sum()
-    q_inv = jax.vmap(lambda c: jax.scipy.linalg.cho_solve((c, True), jnp.eye(dim, dtype=c.dtype)))(chol_q)
+    q_inv = jax.vmap(
+        lambda c: jax.scipy.linalg.cho_solve((c, True), jnp.eye(dim, dtype=c.dtype))
+    )(chol_q)
     iw = (
         0.5 * nu * logdet_s
         - 0.5 * nu * dim * jnp.log(2.0)
@@ -217,5 +231,7 @@ def ar_log_prior(Ab: jax.Array, Q: jax.Array, prior: ARPrior) -> jax.Array:
     logdet_k = jnp.linalg.slogdet(prior.K_0)[1]
     delta = Ab - prior.M_0
     quad = jnp.einsum("spr,rc,sqc,sqp->s", delta, k_inv, delta, q_inv)
-    mn = -0.5 * (dim * size * jnp.log(2 * jnp.pi) + dim * logdet_k + size * logdet_q + quad)
+    mn = -0.5 * (
+        dim * size * jnp.log(2 * jnp.pi) + dim * logdet_k + size * logdet_q + quad
+    )
     return (iw + mn).sum()

@@ -72,17 +72,24 @@ def sample_log_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
     key_normal, key_uniform, key_boost = jax.random.split(key, 3)
     proposals = (GAMMA_ATTEMPTS, *shape_param.shape)
     normal = jax.random.normal(key_normal, proposals, dtype)
-    uniform = jax.random.uniform(key_uniform, proposals, dtype, minval=jnp.finfo(dtype).tiny)
+    uniform = jax.random.uniform(
+        key_uniform, proposals, dtype, minval=jnp.finfo(dtype).tiny
+    )
     v = (1.0 + c * normal) ** 3
     safe_v = jnp.where(v > 0, v, 1.0)
-    accept = (v > 0) & (jnp.log(uniform) < 0.5 * normal**2 + d - d * safe_v + d * jnp.log(safe_v))
+    accept = (v > 0) & (
+        jnp.log(uniform) < 0.5 * normal**2 + d - d * safe_v + d * jnp.log(safe_v)
+    )
     first = jnp.argmax(accept, axis=0)
     chosen = jnp.take_along_axis(safe_v, first[None], axis=0)[0]
     chosen = jnp.where(accept.any(axis=0), chosen, 1.0)
     log_gamma = jnp.log(d) + jnp.log(chosen)
-    boost_uniform = jax.random.uniform(key_boost, shape_param.shape, dtype,
-                                       minval=jnp.finfo(dtype).tiny)
-    return jnp.where(boosted, log_gamma + jnp.log(boost_uniform) / shape_param, log_gamma)
+    boost_uniform = jax.random.uniform(
+        key_boost, shape_param.shape, dtype, minval=jnp.finfo(dtype).tiny
+    )
+    return jnp.where(
+        boosted, log_gamma + jnp.log(boost_uniform) / shape_param, log_gamma
+    )
 
 
 def sample_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
@@ -90,10 +97,14 @@ def sample_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
     return jnp.exp(sample_log_gamma(key, shape_param))
 
 
-def sample_chi2(key: jax.Array, df: jax.Array, shape: tuple[int, ...] = (), dtype=None) -> jax.Array:
+def sample_chi2(
+    key: jax.Array, df: jax.Array, shape: tuple[int, ...] = (), dtype=None
+) -> jax.Array:
     """Chi-squared draws with ``df`` degrees of freedom (broadcast with ``shape``)."""
     dtype = dtype or jnp.result_type(float)
-    return 2.0 * sample_gamma(key, jnp.broadcast_to(jnp.asarray(df, dtype) / 2.0, shape))
+    return 2.0 * sample_gamma(
+        key, jnp.broadcast_to(jnp.asarray(df, dtype) / 2.0, shape)
+    )
 
 
 def _bartlett_factor(key: jax.Array, df: jax.Array, dim: int, dtype) -> jax.Array:
@@ -104,7 +115,9 @@ def _bartlett_factor(key: jax.Array, df: jax.Array, dim: int, dtype) -> jax.Arra
     return jnp.tril(normals, -1) + jnp.diag(jnp.sqrt(chi2))
 
 
-def sample_inverse_wishart(key: jax.Array, df: jax.Array, scale: jax.Array) -> jax.Array:
+def sample_inverse_wishart(
+    key: jax.Array, df: jax.Array, scale: jax.Array
+) -> jax.Array:
     """Draw ``Q ~ InvWishart(df, scale)`` (mean ``scale / (df - dim - 1)``).
 
     Parameters

@@ -120,7 +120,9 @@ def _normalised_product(left: jax.Array, right: jax.Array) -> jax.Array:
     return product / product.sum(axis=(-2, -1), keepdims=True)
 
 
-def parallel_filter(log_pi: jax.Array, log_likelihoods: jax.Array) -> tuple[jax.Array, jax.Array]:
+def parallel_filter(
+    log_pi: jax.Array, log_likelihoods: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """:func:`forward_filter` by associative scan over the forward operators."""
     transition = jnp.exp(log_pi)
     likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
@@ -131,7 +133,9 @@ def parallel_filter(log_pi: jax.Array, log_likelihoods: jax.Array) -> tuple[jax.
     norms = elements.sum(axis=(-2, -1), keepdims=True)
     prefix = jax.lax.associative_scan(_normalised_product, elements / norms)
     filtered = prefix[:, 0, :] / prefix[:, 0, :].sum(axis=-1, keepdims=True)
-    predicted = jnp.concatenate([filtered[:1] * 0 + 1.0 / num_states, filtered[:-1] @ transition])
+    predicted = jnp.concatenate(
+        [filtered[:1] * 0 + 1.0 / num_states, filtered[:-1] @ transition]
+    )
     step_norms = (predicted * likelihoods).sum(axis=-1)
     return filtered, jnp.log(step_norms).sum() + peaks.sum()
 
@@ -144,10 +148,14 @@ def sample_states_parallel(
     transition = jnp.exp(log_pi)
     num_frames, num_states = filtered.shape
     key_last, key_maps = jax.random.split(key)
-    last = _categorical_from_uniform(filtered[-1], jax.random.uniform(key_last, (), filtered.dtype))
+    last = _categorical_from_uniform(
+        filtered[-1], jax.random.uniform(key_last, (), filtered.dtype)
+    )
     # maps[t, k] = a draw of z_t given z_{t+1} = k
     conditional = filtered[:-1, None, :] * transition.T[None, :, :]
-    uniforms = jax.random.uniform(key_maps, (num_frames - 1, num_states), filtered.dtype)
+    uniforms = jax.random.uniform(
+        key_maps, (num_frames - 1, num_states), filtered.dtype
+    )
     maps = _categorical_from_uniform(conditional, uniforms[..., None])
     maps = jnp.concatenate([maps, jnp.full((1, num_states), last, maps.dtype)])
 

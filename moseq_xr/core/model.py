@@ -223,12 +223,14 @@ def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepI
     params, z = state.params, state.latents.z
     chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0].sum()
     log_states = _log_prob_states(z, params.pi, zmask)
-    log_prior = transitions_log_prior(params.betas, params.pi, hypers.trans) + ar_log_prior(
-        params.Ab, params.Q, hypers.ar
-    )
+    log_prior = transitions_log_prior(
+        params.betas, params.pi, hypers.trans
+    ) + ar_log_prior(params.Ab, params.Q, hypers.ar)
     leaves = jax.tree_util.tree_leaves(state)
     finite = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
-    used = jnp.bincount(z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]) > 0
+    used = (
+        jnp.bincount(z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]) > 0
+    )
     return StepInfo(
         log_joint=log_prior + log_states + chosen,
         log_likelihood=chosen,
@@ -241,18 +243,28 @@ def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepI
 
 
 def ar_step(
-    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
     """One sweep of the AR stage: ``(beta, pi)``, then ``(Ab, Q)``, then ``z``."""
     key_trans, key_ar, key_z = jax.random.split(key, 3)
     params, latents = state.params, state.latents
     zmask = state_mask(data.mask, config.nlags)
-    betas, pi = resample_transitions(key_trans, latents.z, zmask, params.betas, hypers.trans)
-    stats = ar_sufficient_stats(latents.x, latents.z, zmask, config.num_states, config.nlags)
+    betas, pi = resample_transitions(
+        key_trans, latents.z, zmask, params.betas, hypers.trans
+    )
+    stats = ar_sufficient_stats(
+        latents.x, latents.z, zmask, config.num_states, config.nlags
+    )
     Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
     params = params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
     log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
-    z, _ = sample_syllables(key_z, jnp.log(pi), log_lik, config.parallel_message_passing)
+    z, _ = sample_syllables(
+        key_z, jnp.log(pi), log_lik, config.parallel_message_passing
+    )
     new_state = ModelState(params, latents._replace(z=z))
     return new_state, _info(new_state, log_lik, zmask, hypers)
 
@@ -264,63 +276,134 @@ def _resample_discrete_params(key, state, data, hypers, config) -> Params:
         return params
     key_trans, key_ar = jax.random.split(key)
     zmask = state_mask(data.mask, config.nlags)
-    betas, pi = resample_transitions(key_trans, latents.z, zmask, params.betas, hypers.trans)
-    stats = ar_sufficient_stats(latents.x, latents.z, zmask, config.num_states, config.nlags)
+    betas, pi = resample_transitions(
+        key_trans, latents.z, zmask, params.betas, hypers.trans
+    )
+    stats = ar_sufficient_stats(
+        latents.x, latents.z, zmask, config.num_states, config.nlags
+    )
     Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
     return params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
 
 
-def _resample_continuous(keys, params: Params, latents: Latents, data: ModelData,
-                         hypers: Hypers, config: ModelConfig) -> Latents:
+def _resample_continuous(
+    keys,
+    params: Params,
+    latents: Latents,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> Latents:
     """``x``, then ``h`` (unless fixed), ``v`` and ``s`` given the syllables."""
     from moseq_xr.core import keypoint_slds as kp
 
     obs = hypers.obs
     Y, mask = data.Y, data.mask
-    x = kp.resample_pose_latents(keys[0], Y, latents.v, latents.h, latents.s, latents.z,
-                                 mask, params.sigmasq, params.Cd, params.Ab, params.Q,
-                                 obs.jitter, config.parallel_message_passing)
+    x = kp.resample_pose_latents(
+        keys[0],
+        Y,
+        latents.v,
+        latents.h,
+        latents.s,
+        latents.z,
+        mask,
+        params.sigmasq,
+        params.Cd,
+        params.Ab,
+        params.Q,
+        obs.jitter,
+        config.parallel_message_passing,
+    )
     h = latents.h
     if not config.fix_heading:
-        h = kp.resample_heading(keys[1], Y, latents.v, x, latents.s, params.sigmasq,
-                                params.Cd, mask)
-    v = kp.resample_centroid(keys[2], Y, x, h, latents.s, params.sigmasq, params.Cd, mask,
-                             obs.sigmasq_loc, config.parallel_message_passing)
-    s = kp.resample_noise_scales(keys[3], Y, x, v, h, params.sigmasq, params.Cd,
-                                 data.noise_prior, obs.nu_s)
+        h = kp.resample_heading(
+            keys[1], Y, latents.v, x, latents.s, params.sigmasq, params.Cd, mask
+        )
+    v = kp.resample_centroid(
+        keys[2],
+        Y,
+        x,
+        h,
+        latents.s,
+        params.sigmasq,
+        params.Cd,
+        mask,
+        obs.sigmasq_loc,
+        config.parallel_message_passing,
+    )
+    s = kp.resample_noise_scales(
+        keys[3], Y, x, v, h, params.sigmasq, params.Cd, data.noise_prior, obs.nu_s
+    )
     return latents._replace(x=x, h=h, v=v, s=s)
 
 
-def _full_info(state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig,
-               median_z: jax.Array) -> StepInfo:
+def _full_info(
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+    median_z: jax.Array,
+) -> StepInfo:
     from moseq_xr.core import keypoint_slds as kp
 
     params, latents = state.params, state.latents
     zmask = state_mask(data.mask, config.nlags)
-    ar_term = (ar_log_likelihood_chosen(latents.x, latents.z, params.Ab, params.Q,
-                                        config.nlags) * zmask).sum()
+    ar_term = (
+        ar_log_likelihood_chosen(
+            latents.x, latents.z, params.Ab, params.Q, config.nlags
+        )
+        * zmask
+    ).sum()
     obs = hypers.obs
-    keypoint_term = kp.log_likelihood_keypoints(data.Y, latents.x, latents.v, latents.h,
-                                                latents.s, params.sigmasq, params.Cd, data.mask)
-    noise_term = kp.log_prior_noise_scales(latents.s, data.noise_prior, obs.nu_s, data.mask)
+    keypoint_term = kp.log_likelihood_keypoints(
+        data.Y,
+        latents.x,
+        latents.v,
+        latents.h,
+        latents.s,
+        params.sigmasq,
+        params.Cd,
+        data.mask,
+    )
+    noise_term = kp.log_prior_noise_scales(
+        latents.s, data.noise_prior, obs.nu_s, data.mask
+    )
     centroid_term = kp.log_likelihood_centroid(latents.v, data.mask, obs.sigmasq_loc)
     log_states = _log_prob_states(latents.z, params.pi, zmask)
-    log_prior = transitions_log_prior(params.betas, params.pi, hypers.trans) + ar_log_prior(
-        params.Ab, params.Q, hypers.ar)
+    log_prior = transitions_log_prior(
+        params.betas, params.pi, hypers.trans
+    ) + ar_log_prior(params.Ab, params.Q, hypers.ar)
     log_lik = ar_term + keypoint_term + noise_term + centroid_term
-    finite = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(state)])
-    used = jnp.bincount(latents.z.ravel(), weights=zmask.ravel(),
-                        length=params.betas.shape[0]) > 0
-    return StepInfo(log_joint=log_prior + log_states + log_lik, log_likelihood=log_lik,
-                    log_prob_states=log_states, log_prior=log_prior,
-                    median_duration=median_z, num_states_used=used.sum(), finite=finite)
+    finite = jnp.stack(
+        [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(state)]
+    )
+    used = (
+        jnp.bincount(
+            latents.z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]
+        )
+        > 0
+    )
+    return StepInfo(
+        log_joint=log_prior + log_states + log_lik,
+        log_likelihood=log_lik,
+        log_prob_states=log_states,
+        log_prior=log_prior,
+        median_duration=median_z,
+        num_states_used=used.sum(),
+        finite=finite,
+    )
 
 
 def full_step(
-    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
     """One sweep of the keypoint-SLDS: ``(beta, pi)``, ``(Ab, Q)``, ``z``,
-    [``sigma^2``], ``x``, ``h``, ``v``, ``s`` (reference order)."""
+    [``sigma^2``], ``x``, ``h``, ``v``, ``s`` (reference order).
+    """
     from moseq_xr.core import keypoint_slds as kp
 
     keys = jax.random.split(key, 7)
@@ -328,20 +411,37 @@ def full_step(
     latents = state.latents
     zmask = state_mask(data.mask, config.nlags)
     log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
-    z, _ = sample_syllables(keys[1], jnp.log(params.pi), log_lik, config.parallel_message_passing)
+    z, _ = sample_syllables(
+        keys[1], jnp.log(params.pi), log_lik, config.parallel_message_passing
+    )
     latents = latents._replace(z=z)
     if config.resample_global_noise and config.resample_params:
-        sigmasq = kp.resample_sigmasq(keys[2], data.Y, latents.x, latents.v, latents.h,
-                                      latents.s, params.Cd, data.mask, hypers.obs.sigmasq_0,
-                                      hypers.obs.nu_sigma)
+        sigmasq = kp.resample_sigmasq(
+            keys[2],
+            data.Y,
+            latents.x,
+            latents.v,
+            latents.h,
+            latents.s,
+            params.Cd,
+            data.mask,
+            hypers.obs.sigmasq_0,
+            hypers.obs.nu_sigma,
+        )
         params = params._replace(sigmasq=sigmasq)
     latents = _resample_continuous(keys[3:], params, latents, data, hypers, config)
     new_state = ModelState(params, latents)
-    return new_state, _full_info(new_state, data, hypers, config, median_run_length(z, zmask))
+    return new_state, _full_info(
+        new_state, data, hypers, config, median_run_length(z, zmask)
+    )
 
 
 def step(
-    key: jax.Array, state: ModelState, data: ModelData, hypers: Hypers, config: ModelConfig
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
     """One Gibbs sweep of the stage named in ``config`` (``"ar"`` or ``"full"``)."""
     if config.stage == "ar":
@@ -352,7 +452,11 @@ def step(
 
 
 def init_discrete(
-    key: jax.Array, latents: Latents, mask: jax.Array, hypers: Hypers, config: ModelConfig
+    key: jax.Array,
+    latents: Latents,
+    mask: jax.Array,
+    hypers: Hypers,
+    config: ModelConfig,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """Prior draws of ``(beta, pi, Ab, Q)`` and ``z`` sampled given ``x``."""
     key_trans, key_ar, key_z = jax.random.split(key, 3)
@@ -361,7 +465,9 @@ def init_discrete(
     Ab, Q = init_ar_params(key_ar, config.num_states, hypers.ar)
     zmask = state_mask(mask, config.nlags)
     log_lik = ar_log_likelihoods(latents.x, Ab, Q, config.nlags) * zmask[..., None]
-    z, _ = sample_syllables(key_z, jnp.log(pi), log_lik, config.parallel_message_passing)
+    z, _ = sample_syllables(
+        key_z, jnp.log(pi), log_lik, config.parallel_message_passing
+    )
     return betas, pi, Ab, Q, z
 
 
@@ -395,12 +501,26 @@ def init(
     Cd, x, v, h = pose
     key_discrete, key_noise = jax.random.split(key)
     num_keypoints = data.Y.shape[2]
-    s = init_noise_scales(key_noise, data.Y, x, v, h, Cd, data.noise_prior.astype(x.dtype),
-                          hypers.obs.nu_s)
-    latents = Latents(
-        z=jnp.zeros((x.shape[0], x.shape[1] - config.nlags), jnp.int32), x=x, v=v, h=h, s=s,
+    s = init_noise_scales(
+        key_noise,
+        data.Y,
+        x,
+        v,
+        h,
+        Cd,
+        data.noise_prior.astype(x.dtype),
+        hypers.obs.nu_s,
     )
-    betas, pi, Ab, Q, z = init_discrete(key_discrete, latents, data.mask, hypers, config)
+    latents = Latents(
+        z=jnp.zeros((x.shape[0], x.shape[1] - config.nlags), jnp.int32),
+        x=x,
+        v=v,
+        h=h,
+        s=s,
+    )
+    betas, pi, Ab, Q, z = init_discrete(
+        key_discrete, latents, data.mask, hypers, config
+    )
     params = Params(betas, pi, Ab, Q, Cd, jnp.ones((num_keypoints,), x.dtype))
     return ModelState(params, latents._replace(z=z))
 
@@ -426,6 +546,10 @@ def make_hypers(
     dtype = dtype or jnp.result_type(float)
     trans = TransitionHypers(*(jnp.asarray(v, dtype) for v in (alpha, gamma, kappa)))
     ar = make_ar_prior(config.latent_dim, config.nlags, S_0_scale, K_0_scale, dtype)
-    obs = ObservationHypers(*(jnp.asarray(v, dtype) for v in (
-        nu_s, sigmasq_0, nu_sigma, sigmasq_loc, jitter)))
+    obs = ObservationHypers(
+        *(
+            jnp.asarray(v, dtype)
+            for v in (nu_s, sigmasq_0, nu_sigma, sigmasq_loc, jitter)
+        )
+    )
     return Hypers(trans=trans, ar=ar, obs=obs)

@@ -35,9 +35,7 @@ class TransitionHypers(NamedTuple):
     kappa: jax.Array
 
 
-def transition_cells(
-    z: jax.Array, mask: jax.Array, num_states: int
-) -> jax.Array:
+def transition_cells(z: jax.Array, mask: jax.Array, num_states: int) -> jax.Array:
     """Flat cell index ``i * S + j`` of each transition, or ``S * S`` when not counted.
 
     Parameters
@@ -101,7 +99,9 @@ def sample_table_counts(
     cells = jnp.sort(transition_cells(z, mask, num_states))
     rank = jnp.arange(cells.shape[0]) - jnp.searchsorted(cells, cells, side="left")
     valid = cells < num_states * num_states
-    source, destination = jnp.divmod(jnp.minimum(cells, num_states * num_states - 1), num_states)
+    source, destination = jnp.divmod(
+        jnp.minimum(cells, num_states * num_states - 1), num_states
+    )
     diagonal = source == destination
     alpha_beta = hypers.alpha * betas[destination]
     rho = alpha_beta + hypers.kappa * diagonal
@@ -109,10 +109,13 @@ def sample_table_counts(
     opened = jax.random.uniform(key_open, cells.shape, dtype) < rho / (rank + rho)
     if override:
         keep = jax.random.uniform(key_keep, cells.shape, dtype) < alpha_beta / (
-            alpha_beta + hypers.kappa)
+            alpha_beta + hypers.kappa
+        )
         opened = opened & (~diagonal | keep)
     tables = jnp.bincount(
-        cells, weights=(opened & valid).astype(dtype), length=num_states * num_states + 1
+        cells,
+        weights=(opened & valid).astype(dtype),
+        length=num_states * num_states + 1,
     )
     return tables[:-1].reshape(num_states, num_states)
 
@@ -175,7 +178,9 @@ def init_transitions(
     """Draw ``(beta, pi)`` from the prior."""
     key_beta, key_pi = jax.random.split(key)
     gamma = jnp.asarray(hypers.gamma, dtype)
-    betas = sample_dirichlet(key_beta, jnp.full((num_states,), gamma / num_states, dtype))
+    betas = sample_dirichlet(
+        key_beta, jnp.full((num_states,), gamma / num_states, dtype)
+    )
     zeros = jnp.zeros((num_states, num_states), dtype)
     return betas, sample_pi(key_pi, zeros, betas, hypers)
 
@@ -185,7 +190,9 @@ def transitions_log_prior(
 ) -> jax.Array:
     """``log p(beta) + sum_i log p(pi_i | beta)``."""
     num_states = betas.shape[0]
-    log_p_beta = dirichlet_log_density(betas, jnp.full_like(betas, hypers.gamma / num_states))
+    log_p_beta = dirichlet_log_density(
+        betas, jnp.full_like(betas, hypers.gamma / num_states)
+    )
     concentration = hypers.alpha * betas[None, :] + hypers.kappa * jnp.eye(
         num_states, dtype=betas.dtype
     )

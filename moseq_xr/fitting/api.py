@@ -23,7 +23,12 @@ from moseq_xr._version import __version__
 from moseq_xr.core import model as core
 from moseq_xr.core.keypoints import init_pose
 from moseq_xr.exceptions import FitError, StoreError
-from moseq_xr.fitting.checkpoint import Checkpoint, read_checkpoint, segments_index, write_checkpoint
+from moseq_xr.fitting.checkpoint import (
+    Checkpoint,
+    read_checkpoint,
+    segments_index,
+    write_checkpoint,
+)
 from moseq_xr.fitting.loop import ChainResult, run_chain
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import (
@@ -74,8 +79,10 @@ KEY_IMPL = "rbg"
 
 
 def _hypers_dict(hypers: core.Hypers) -> dict[str, dict[str, np.ndarray]]:
-    return {group: {name: np.asarray(value) for name, value in part._asdict().items()}
-            for group, part in hypers._asdict().items()}
+    return {
+        group: {name: np.asarray(value) for name, value in part._asdict().items()}
+        for group, part in hypers._asdict().items()
+    }
 
 
 def _hypers_from_dict(values: dict[str, dict[str, Any]], dtype) -> core.Hypers:
@@ -85,31 +92,48 @@ def _hypers_from_dict(values: dict[str, dict[str, Any]], dtype) -> core.Hypers:
     def arrays(group, cls):
         return cls(**{k: jnp.asarray(v, dtype) for k, v in values[group].items()})
 
-    return core.Hypers(trans=arrays("trans", TransitionHypers), ar=arrays("ar", ARPrior),
-                       obs=arrays("obs", core.ObservationHypers))
+    return core.Hypers(
+        trans=arrays("trans", TransitionHypers),
+        ar=arrays("ar", ARPrior),
+        obs=arrays("obs", core.ObservationHypers),
+    )
 
 
 def _model_data(prepared: PreparedData, dtype) -> core.ModelData:
     segments = prepared.segments
-    return core.ModelData(Y=jnp.asarray(segments.Y, dtype), mask=jnp.asarray(segments.mask, dtype),
-                          noise_prior=jnp.asarray(prepared.noise_prior, dtype))
+    return core.ModelData(
+        Y=jnp.asarray(segments.Y, dtype),
+        mask=jnp.asarray(segments.mask, dtype),
+        noise_prior=jnp.asarray(prepared.noise_prior, dtype),
+    )
 
 
-def _initial_state(key, prepared: PreparedData, data, hypers, config) -> core.ModelState:
+def _initial_state(
+    key, prepared: PreparedData, data, hypers, config
+) -> core.ModelState:
     mean, components = pca_embedded(prepared.pca)
     dtype = data.Y.dtype
-    pose = _JITTED_INIT_POSE(data.Y, data.mask, jnp.asarray(prepared.centroid, dtype),
-                     jnp.asarray(prepared.heading, dtype), jnp.asarray(mean, dtype),
-                     jnp.asarray(components[: config.latent_dim], dtype))
+    pose = _JITTED_INIT_POSE(
+        data.Y,
+        data.mask,
+        jnp.asarray(prepared.centroid, dtype),
+        jnp.asarray(prepared.heading, dtype),
+        jnp.asarray(mean, dtype),
+        jnp.asarray(components[: config.latent_dim], dtype),
+    )
     return _JITTED_INIT(key, data, hypers, config, pose)
 
 
 def _state_arrays(state: core.ModelState) -> dict[str, dict[str, np.ndarray]]:
-    return {"params": {k: np.asarray(v) for k, v in state.params._asdict().items()},
-            "latents": {k: np.asarray(v) for k, v in state.latents._asdict().items()}}
+    return {
+        "params": {k: np.asarray(v) for k, v in state.params._asdict().items()},
+        "latents": {k: np.asarray(v) for k, v in state.latents._asdict().items()},
+    }
 
 
-def _state_from_arrays(arrays: dict[str, dict[str, np.ndarray]], dtype) -> core.ModelState:
+def _state_from_arrays(
+    arrays: dict[str, dict[str, np.ndarray]], dtype
+) -> core.ModelState:
     def convert(value):
         value = np.asarray(value)
         return jnp.asarray(value, dtype if value.dtype.kind == "f" else value.dtype)
@@ -128,8 +152,24 @@ class _Run:
     phase ``p`` uses the key ``fold_in(fold_in(key, p), i)`` (phase 0: ``fold_in(key, i)``).
     """
 
-    def __init__(self, *, data, hypers, config, state, key, seed, segments, pca, options,
-                 precision, fit_args, trace=None, start=0, phase=0):
+    def __init__(
+        self,
+        *,
+        data,
+        hypers,
+        config,
+        state,
+        key,
+        seed,
+        segments,
+        pca,
+        options,
+        precision,
+        fit_args,
+        trace=None,
+        start=0,
+        phase=0,
+    ):
         self.data, self.hypers, self.config, self.state = data, hypers, config, state
         self.key, self.seed, self.segments, self.pca = key, seed, segments, pca
         self.options, self.precision, self.fit_args = options, precision, fit_args
@@ -144,7 +184,9 @@ class _Run:
         self.phase = index
         self.config = self.config._replace(stage=phase["stage"])
         kappa = jnp.asarray(phase["kappa"], self.hypers.trans.kappa.dtype)
-        self.hypers = self.hypers._replace(trans=self.hypers.trans._replace(kappa=kappa))
+        self.hypers = self.hypers._replace(
+            trans=self.hypers.trans._replace(kappa=kappa)
+        )
 
     def phase_key(self) -> jax.Array:
         return self.key if self.phase == 0 else jax.random.fold_in(self.key, self.phase)
@@ -158,11 +200,17 @@ class _Run:
             segments=self.segments,
             pca=self.pca,
             trace={k: np.asarray(v) for k, v in trace.items()},
-            meta={"iteration": done, "phase": self.phase, "seed": self.seed,
-                  "key": np.asarray(jax.random.key_data(self.key)).tolist(),
-                  "key_impl": str(jax.random.key_impl(self.key)),
-                  "precision": self.precision, "prepare": self.options,
-                  "fit": self.fit_args, "version": __version__},
+            meta={
+                "iteration": done,
+                "phase": self.phase,
+                "seed": self.seed,
+                "key": np.asarray(jax.random.key_data(self.key)).tolist(),
+                "key_impl": str(jax.random.key_impl(self.key)),
+                "precision": self.precision,
+                "prepare": self.options,
+                "fit": self.fit_args,
+                "version": __version__,
+            },
         )
 
     def _run_phase(self, store, checkpoint_every, progress) -> ChainResult:
@@ -173,13 +221,24 @@ class _Run:
         def step(key, state):
             return _JITTED_STEP(key, state, self.data, self.hypers, config=self.config)
 
-        return run_chain(step, self.state, self.phase_key(), self.start,
-                         self.phases[self.phase]["num_iters"], fps=self.segments["fps"],
-                         trace=self.trace, on_checkpoint=on_checkpoint,
-                         checkpoint_every=checkpoint_every, progress=progress,
-                         precision=self.precision, labels={"stage": self.config.stage})
+        return run_chain(
+            step,
+            self.state,
+            self.phase_key(),
+            self.start,
+            self.phases[self.phase]["num_iters"],
+            fps=self.segments["fps"],
+            trace=self.trace,
+            on_checkpoint=on_checkpoint,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            precision=self.precision,
+            labels={"stage": self.config.stage},
+        )
 
-    def run(self, store: Path | None, checkpoint_every: int, progress: bool) -> ChainResult:
+    def run(
+        self, store: Path | None, checkpoint_every: int, progress: bool
+    ) -> ChainResult:
         """Run the remaining sweeps of every remaining phase."""
         self._enter_phase(self.phase)
         total = sum(p["num_iters"] for p in self.phases[: self.phase])
@@ -197,32 +256,68 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
     from moseq_xr.fitting.bridge import Segments
 
     index = run.segments
-    shell = Segments(Y=np.zeros((len(index["start"]), run.data.Y.shape[1], 0, 0)), conf=None,
-                     mask=None, **{k: index[k] for k in (
-                         "recording_index", "individual_index", "start", "end", "recordings",
-                         "individuals", "keypoints", "space", "fps", "seg_length", "overlap",
-                         "time", "n_frames")})
+    shell = Segments(
+        Y=np.zeros((len(index["start"]), run.data.Y.shape[1], 0, 0)),
+        conf=None,
+        mask=None,
+        **{
+            k: index[k]
+            for k in (
+                "recording_index",
+                "individual_index",
+                "start",
+                "end",
+                "recordings",
+                "individuals",
+                "keypoints",
+                "space",
+                "fps",
+                "seg_length",
+                "overlap",
+                "time",
+                "n_frames",
+            )
+        },
+    )
     params = {k: np.asarray(v) for k, v in chain.state.params._asdict().items()}
-    syllables = frame_syllables(np.asarray(chain.state.latents.z), run.config.nlags, shell)
+    syllables = frame_syllables(
+        np.asarray(chain.state.latents.z), run.config.nlags, shell
+    )
     order = frequency_order(syllables.values, run.config.num_states)
     syllables = syllables.copy(data=relabel(syllables.values, order))
-    syllables.attrs = {"description": "syllable label (0 = most frequent); -1 = none",
-                       "stage": run.config.stage}
-    attrs = {"stage": run.config.stage, "iterations": chain.iteration,
-             "stopped_early": chain.stop_reason or "", "seed": run.seed,
-             "precision": run.precision, "version": __version__,
-             "config": run.config._asdict(),
-             "hypers": {g: {k: np.asarray(v).tolist() for k, v in part.items()}
-                        for g, part in _hypers_dict(run.hypers).items()
-                        if g in ("trans", "obs")},
-             "prepare": run.options, "fit": run.fit_args}
+    syllables.attrs = {
+        "description": "syllable label (0 = most frequent); -1 = none",
+        "stage": run.config.stage,
+    }
+    attrs = {
+        "stage": run.config.stage,
+        "iterations": chain.iteration,
+        "stopped_early": chain.stop_reason or "",
+        "seed": run.seed,
+        "precision": run.precision,
+        "version": __version__,
+        "config": run.config._asdict(),
+        "hypers": {
+            g: {k: np.asarray(v).tolist() for k, v in part.items()}
+            for g, part in _hypers_dict(run.hypers).items()
+            if g in ("trans", "obs")
+        },
+        "prepare": run.options,
+        "fit": run.fit_args,
+    }
     model = model_dataset(params, order, list(index["keypoints"]), attrs)
     trace = trace_dataset(chain.trace, {"fps": index["fps"]})
     variables = {"syllable": syllables}
     if run.config.stage == "full":
         variables.update(_continuous_results(chain.state.latents, shell))
-    return result_tree(ds, variables, model, trace, run.pca,
-                       {"stage": run.config.stage, **run.fit_args})
+    return result_tree(
+        ds,
+        variables,
+        model,
+        trace,
+        run.pca,
+        {"stage": run.config.stage, **run.fit_args},
+    )
 
 
 def _continuous_results(latents: core.Latents, shell) -> dict[str, xr.DataArray]:
@@ -240,10 +335,13 @@ def _continuous_results(latents: core.Latents, shell) -> dict[str, xr.DataArray]
 
 def _same_pose_data(stored: xr.Dataset, ds: xr.Dataset) -> bool:
     """Cheap identity check: names, sizes and per-recording lengths."""
-    return all(
-        [str(v) for v in stored[name].values] == [str(v) for v in ds[name].values]
-        for name in (N.RECORDING, N.KEYPOINT, N.INDIVIDUAL, "n_frames")
-    ) and stored.sizes == ds.sizes
+    return (
+        all(
+            [str(v) for v in stored[name].values] == [str(v) for v in ds[name].values]
+            for name in (N.RECORDING, N.KEYPOINT, N.INDIVIDUAL, "n_frames")
+        )
+        and stored.sizes == ds.sizes
+    )
 
 
 def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
@@ -259,7 +357,9 @@ def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
         save_store(ds, path)
         return path
     stored = open_store(path)
-    stored = stored.to_dataset(inherit=False) if isinstance(stored, xr.DataTree) else stored
+    stored = (
+        stored.to_dataset(inherit=False) if isinstance(stored, xr.DataTree) else stored
+    )
     pose = ds[list(N.DATA_VARS)]
     if not _same_pose_data(stored[list(N.DATA_VARS)], pose):
         raise StoreError(
@@ -269,43 +369,61 @@ def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
     return path
 
 
-def _phases(stage: str, num_iters: int, kappa: float, ar_iters: int,
-            ar_kappa: float | None) -> list[dict[str, Any]]:
+def _phases(
+    stage: str, num_iters: int, kappa: float, ar_iters: int, ar_kappa: float | None
+) -> list[dict[str, Any]]:
     if stage == "both":
-        return [{"stage": "ar", "num_iters": ar_iters,
-                 "kappa": float(kappa * 100 if ar_kappa is None else ar_kappa)},
-                {"stage": "full", "num_iters": num_iters, "kappa": float(kappa)}]
+        return [
+            {
+                "stage": "ar",
+                "num_iters": ar_iters,
+                "kappa": float(kappa * 100 if ar_kappa is None else ar_kappa),
+            },
+            {"stage": "full", "num_iters": num_iters, "kappa": float(kappa)},
+        ]
     return [{"stage": stage, "num_iters": num_iters, "kappa": float(kappa)}]
 
 
-def _check_fit_arguments(stage: str, num_iters: int, prepare_options: dict[str, Any]) -> None:
+def _check_fit_arguments(
+    stage: str, num_iters: int, prepare_options: dict[str, Any]
+) -> None:
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     if num_iters < 0:
         raise ValueError(f"num_iters must be >= 0, got {num_iters}")
     unknown = set(prepare_options) - set(PrepareOptions.__dataclass_fields__)
     if unknown:
-        raise TypeError(f"fit() got unknown options {sorted(unknown)}; see PrepareOptions")
+        raise TypeError(
+            f"fit() got unknown options {sorted(unknown)}; see PrepareOptions"
+        )
 
 
-def _from_previous_fit(init: xr.DataTree, prepared: PreparedData, state: core.ModelState,
-                       config: core.ModelConfig) -> core.ModelState:
+def _from_previous_fit(
+    init: xr.DataTree,
+    prepared: PreparedData,
+    state: core.ModelState,
+    config: core.ModelConfig,
+) -> core.ModelState:
     """Continue from a fitted tree: its parameters and syllables replace the prior draws."""
     from moseq_xr.fitting.bridge import segment_values
 
     model = init["model"].to_dataset()
     dtype = state.params.Ab.dtype
-    params = state.params._replace(**{
-        name: jnp.asarray(model[name].values, dtype)
-        for name in ("betas", "pi", "Ab", "Q", "Cd", "sigmasq")})
+    params = state.params._replace(
+        **{
+            name: jnp.asarray(model[name].values, dtype)
+            for name in ("betas", "pi", "Ab", "Q", "Cd", "sigmasq")
+        }
+    )
     syllable = init.to_dataset()["syllable"]
-    rows = segment_values(syllable, prepared.segments)[:, config.nlags:]
+    rows = segment_values(syllable, prepared.segments)[:, config.nlags :]
     z = jnp.asarray(np.maximum(rows, 0), jnp.int32)
     return core.ModelState(params, state.latents._replace(z=z))
 
 
-def _init_settings(init: xr.DataTree | None, prepare_options: dict[str, Any],
-                   pca: xr.Dataset | None) -> tuple[PrepareOptions, xr.Dataset | None, dict]:
+def _init_settings(
+    init: xr.DataTree | None, prepare_options: dict[str, Any], pca: xr.Dataset | None
+) -> tuple[PrepareOptions, xr.Dataset | None, dict]:
     """Preparation options, PCA and model sizes; taken from ``init`` when given."""
     if init is None:
         return PrepareOptions(**prepare_options), pca, {}
@@ -413,35 +531,79 @@ def fit(
     prepared = prepare(ds, options, pca)
     num_states, nlags = sizes.get("num_states", num_states), sizes.get("nlags", nlags)
     latent_dim = sizes.get("latent_dim", latent_dim)
-    latent_dim = int(prepared.pca.attrs["suggested_latent_dim"] if latent_dim is None else latent_dim)
+    latent_dim = int(
+        prepared.pca.attrs["suggested_latent_dim"] if latent_dim is None else latent_dim
+    )
     if not 1 <= latent_dim <= prepared.pca.sizes["pc"]:
-        raise ValueError(f"latent_dim must be between 1 and {prepared.pca.sizes['pc']}, got {latent_dim}")
+        raise ValueError(
+            f"latent_dim must be between 1 and {prepared.pca.sizes['pc']}, got {latent_dim}"
+        )
     phases = _phases(stage, num_iters, kappa, ar_iters, ar_kappa)
-    config = core.ModelConfig(num_states=num_states, nlags=nlags, latent_dim=latent_dim,
-                              stage=phases[0]["stage"], fix_heading=options.fix_heading,
-                              parallel_message_passing=parallel_message_passing,
-                              resample_global_noise=resample_global_noise)
-    fit_args = {"stage": stage, "num_iters": num_iters, "kappa": kappa, "phases": phases,
-                "latent_dim": latent_dim, "num_states": num_states, "nlags": nlags,
-                "alpha": alpha, "gamma": gamma, "S_0_scale": S_0_scale,
-                "K_0_scale": K_0_scale, "nu_s": nu_s, "sigmasq_loc": sigmasq_loc,
-                "jitter": jitter, "resample_global_noise": resample_global_noise, "seed": seed,
-                "precision": precision, "parallel_message_passing": parallel_message_passing,
-                "init": init is not None}
+    config = core.ModelConfig(
+        num_states=num_states,
+        nlags=nlags,
+        latent_dim=latent_dim,
+        stage=phases[0]["stage"],
+        fix_heading=options.fix_heading,
+        parallel_message_passing=parallel_message_passing,
+        resample_global_noise=resample_global_noise,
+    )
+    fit_args = {
+        "stage": stage,
+        "num_iters": num_iters,
+        "kappa": kappa,
+        "phases": phases,
+        "latent_dim": latent_dim,
+        "num_states": num_states,
+        "nlags": nlags,
+        "alpha": alpha,
+        "gamma": gamma,
+        "S_0_scale": S_0_scale,
+        "K_0_scale": K_0_scale,
+        "nu_s": nu_s,
+        "sigmasq_loc": sigmasq_loc,
+        "jitter": jitter,
+        "resample_global_noise": resample_global_noise,
+        "seed": seed,
+        "precision": precision,
+        "parallel_message_passing": parallel_message_passing,
+        "init": init is not None,
+    }
     store = _store_path(checkpoint, ds)
     with precision_scope(precision):
         dtype = jnp.result_type(float)
-        hypers = core.make_hypers(config, alpha=alpha, gamma=gamma, kappa=phases[0]["kappa"],
-                                  S_0_scale=S_0_scale, K_0_scale=K_0_scale, nu_s=nu_s,
-                                  sigmasq_loc=sigmasq_loc, jitter=jitter, dtype=dtype)
+        hypers = core.make_hypers(
+            config,
+            alpha=alpha,
+            gamma=gamma,
+            kappa=phases[0]["kappa"],
+            S_0_scale=S_0_scale,
+            K_0_scale=K_0_scale,
+            nu_s=nu_s,
+            sigmasq_loc=sigmasq_loc,
+            jitter=jitter,
+            dtype=dtype,
+        )
         data = _model_data(prepared, dtype)
         key = jax.random.key(seed, impl=KEY_IMPL)
-        state = _initial_state(jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config)
+        state = _initial_state(
+            jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config
+        )
         if init is not None:
             state = _from_previous_fit(init, prepared, state, config)
-        run = _Run(data=data, hypers=hypers, config=config, state=state, key=key, seed=seed,
-                   segments=segments_index(prepared.segments), pca=prepared.pca,
-                   options=options.to_dict(), precision=precision, fit_args=fit_args)
+        run = _Run(
+            data=data,
+            hypers=hypers,
+            config=config,
+            state=state,
+            key=key,
+            seed=seed,
+            segments=segments_index(prepared.segments),
+            pca=prepared.pca,
+            options=options.to_dict(),
+            precision=precision,
+            fit_args=fit_args,
+        )
         chain = run.run(store, checkpoint_every, progress)
     tree = _results(ds, run, chain)
     if store is not None:
@@ -450,7 +612,10 @@ def fit(
 
 
 def resume(
-    store: str | Path, num_iters: int | None = None, *, checkpoint_every: int = 10,
+    store: str | Path,
+    num_iters: int | None = None,
+    *,
+    checkpoint_every: int = 10,
     progress: bool = True,
 ) -> xr.DataTree:
     """Continue a fit from the checkpoint in a project store.
@@ -476,28 +641,42 @@ def resume(
     meta = saved.meta
     fit_args = dict(meta["fit"])
     if num_iters is not None:
-        fit_args["phases"] = [*fit_args["phases"][:-1], {**fit_args["phases"][-1],
-                                                        "num_iters": int(num_iters)}]
+        fit_args["phases"] = [
+            *fit_args["phases"][:-1],
+            {**fit_args["phases"][-1], "num_iters": int(num_iters)},
+        ]
         fit_args["num_iters"] = int(num_iters)
     phase = int(meta["phase"])
     if fit_args["phases"][phase]["num_iters"] < meta["iteration"]:
-        raise FitError(f"{store}: the checkpoint is at iteration {meta['iteration']}, "
-                       f"past {fit_args['phases'][phase]['num_iters']}")
+        raise FitError(
+            f"{store}: the checkpoint is at iteration {meta['iteration']}, "
+            f"past {fit_args['phases'][phase]['num_iters']}"
+        )
     opened = open_store(store)
     ds = opened.to_dataset(inherit=False) if isinstance(opened, xr.DataTree) else opened
     ds = ds.drop_vars([v for v in N.RESULT_VARS if v in ds])
     with precision_scope(meta["precision"]):
         dtype = jnp.result_type(float)
         run = _Run(
-            data=core.ModelData(**{k: jnp.asarray(v, dtype) for k, v in saved.data.items()}),
-            hypers=_hypers_from_dict(saved.hypers, dtype), config=core.ModelConfig(**saved.config),
+            data=core.ModelData(
+                **{k: jnp.asarray(v, dtype) for k, v in saved.data.items()}
+            ),
+            hypers=_hypers_from_dict(saved.hypers, dtype),
+            config=core.ModelConfig(**saved.config),
             state=_state_from_arrays(saved.state, dtype),
-            key=jax.random.wrap_key_data(np.asarray(meta["key"], dtype=np.uint32),
-                                         impl=meta.get("key_impl", KEY_IMPL)),
-            seed=meta["seed"], segments=saved.segments, pca=saved.pca,
-            options=meta["prepare"], precision=meta["precision"], fit_args=fit_args,
+            key=jax.random.wrap_key_data(
+                np.asarray(meta["key"], dtype=np.uint32),
+                impl=meta.get("key_impl", KEY_IMPL),
+            ),
+            seed=meta["seed"],
+            segments=saved.segments,
+            pca=saved.pca,
+            options=meta["prepare"],
+            precision=meta["precision"],
+            fit_args=fit_args,
             trace={k: list(v) for k, v in saved.trace.items()},
-            start=int(meta["iteration"]), phase=phase,
+            start=int(meta["iteration"]),
+            phase=phase,
         )
         chain = run.run(store, checkpoint_every, progress)
     tree = _results(ds.load(), run, chain)

@@ -450,7 +450,10 @@ def segment_values(
     rows = [
         _pad_row(array[rec, ind, lo:hi], row_length)
         for rec, ind, lo, hi in zip(
-            segments.recording_index, segments.individual_index, segments.start, segments.end,
+            segments.recording_index,
+            segments.individual_index,
+            segments.start,
+            segments.end,
             strict=True,
         )
     ]

@@ -24,7 +24,14 @@ from moseq_xr.exceptions import StoreError
 from moseq_xr.fitting.bridge import Segments
 from moseq_xr.io.store import CHECKPOINT_GROUP, write_atomic
 
-_SEGMENT_ARRAYS = ("recording_index", "individual_index", "start", "end", "n_frames", "time")
+_SEGMENT_ARRAYS = (
+    "recording_index",
+    "individual_index",
+    "start",
+    "end",
+    "n_frames",
+    "time",
+)
 _SEGMENT_NAMES = ("recordings", "individuals", "keypoints", "space")
 _SEGMENT_SCALARS = ("fps", "seg_length", "overlap")
 
@@ -65,8 +72,10 @@ class Checkpoint(NamedTuple):
 
 def _arrays_to_dataset(arrays: dict[str, np.ndarray], prefix: str) -> xr.Dataset:
     variables = {
-        name: xr.Variable([f"{prefix}_{name}_{axis}" for axis in range(np.ndim(value))],
-                          np.asarray(value))
+        name: xr.Variable(
+            [f"{prefix}_{name}_{axis}" for axis in range(np.ndim(value))],
+            np.asarray(value),
+        )
         for name, value in arrays.items()
     }
     return xr.Dataset(variables)
@@ -85,8 +94,11 @@ def segments_index(segments: Segments) -> dict[str, Any]:
 
 
 def _flat_hypers(hypers: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {f"{group}.{name}": np.asarray(value)
-            for group, values in hypers.items() for name, value in values.items()}
+    return {
+        f"{group}.{name}": np.asarray(value)
+        for group, values in hypers.items()
+        for name, value in values.items()
+    }
 
 
 def _nested_hypers(flat: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
@@ -104,9 +116,12 @@ def to_tree(checkpoint: Checkpoint) -> xr.DataTree:
     index_ds.attrs = {k: index[k] for k in (*_SEGMENT_NAMES, *_SEGMENT_SCALARS)}
     hypers_ds = _arrays_to_dataset(_flat_hypers(checkpoint.hypers), "hyper")
     nodes = {
-        "/": xr.Dataset(attrs={
-            "meta": json.dumps(checkpoint.meta), "config": json.dumps(checkpoint.config),
-        }),
+        "/": xr.Dataset(
+            attrs={
+                "meta": json.dumps(checkpoint.meta),
+                "config": json.dumps(checkpoint.config),
+            }
+        ),
         "/params": _arrays_to_dataset(checkpoint.state["params"], "params"),
         "/latents": _arrays_to_dataset(checkpoint.state["latents"], "latents"),
         "/data": _arrays_to_dataset(checkpoint.data, "data"),
@@ -146,8 +161,10 @@ def read_checkpoint(store: str | Path) -> Checkpoint:
     index.update({k: index_node.attrs[k] for k in (*_SEGMENT_NAMES, *_SEGMENT_SCALARS)})
     root = tree.to_dataset(inherit=False).attrs
     return Checkpoint(
-        state={"params": _dataset_to_arrays(tree["params"].to_dataset()),
-               "latents": _dataset_to_arrays(tree["latents"].to_dataset())},
+        state={
+            "params": _dataset_to_arrays(tree["params"].to_dataset()),
+            "latents": _dataset_to_arrays(tree["latents"].to_dataset()),
+        },
         data=_dataset_to_arrays(tree["data"].to_dataset()),
         hypers=_nested_hypers(_dataset_to_arrays(tree["hypers"].to_dataset())),
         config=json.loads(root["config"]),
@@ -156,4 +173,3 @@ def read_checkpoint(store: str | Path) -> Checkpoint:
         trace=_dataset_to_arrays(tree["trace"].to_dataset()),
         meta=json.loads(root["meta"]),
     )
-

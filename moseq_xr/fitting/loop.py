@@ -27,8 +27,12 @@ class FitStoppedWarning(MoseqXrWarning):
 
 
 TRACE_FIELDS = (
-    "log_joint", "log_likelihood", "log_prob_states", "log_prior",
-    "median_duration", "num_states_used",
+    "log_joint",
+    "log_likelihood",
+    "log_prob_states",
+    "log_prior",
+    "median_duration",
+    "num_states_used",
 )
 
 
@@ -54,8 +58,13 @@ def _nan_advice(bad: list[str], precision: str) -> str:
     return f"non-finite values in {', '.join(bad)} after the sweep; {advice}"
 
 
-def _record(trace: dict[str, list[Any]], info: Any, seconds: float, fps: float,
-            labels: dict[str, Any]) -> None:
+def _record(
+    trace: dict[str, list[Any]],
+    info: Any,
+    seconds: float,
+    fps: float,
+    labels: dict[str, Any],
+) -> None:
     for name, value in labels.items():
         trace.setdefault(name, []).append(value)
     for name in TRACE_FIELDS:
@@ -112,7 +121,9 @@ def run_chain(
     trace = {} if trace is None else trace
     names = leaf_names(state)
     reason, done = None, start
-    bar = tqdm(total=num_iters, initial=start, disable=not progress, desc="gibbs", unit="it")
+    bar = tqdm(
+        total=num_iters, initial=start, disable=not progress, desc="gibbs", unit="it"
+    )
     try:
         for iteration in range(start, num_iters):
             tic = time.perf_counter()
@@ -120,14 +131,19 @@ def run_chain(
             finite = np.asarray(info.finite)
             seconds = time.perf_counter() - tic
             if not finite.all():
-                reason = _nan_advice([n for n, ok in zip(names, finite, strict=True) if not ok], precision)
+                reason = _nan_advice(
+                    [n for n, ok in zip(names, finite, strict=True) if not ok],
+                    precision,
+                )
                 break
             state, done = new_state, iteration + 1
             _record(trace, info, seconds, fps, labels or {})
             bar.update(1)
-            bar.set_postfix(log_joint=f"{float(info.log_joint):.4g}",
-                            duration=f"{float(info.median_duration) / fps:.3g}s",
-                            s_per_it=f"{seconds:.3g}")
+            bar.set_postfix(
+                log_joint=f"{float(info.log_joint):.4g}",
+                duration=f"{float(info.median_duration) / fps:.3g}s",
+                s_per_it=f"{seconds:.3g}",
+            )
             if on_checkpoint and (done % checkpoint_every == 0 or done == num_iters):
                 on_checkpoint(state, done, trace)
     except KeyboardInterrupt:
@@ -137,6 +153,10 @@ def run_chain(
     if reason is not None:
         if on_checkpoint and done > start:
             on_checkpoint(state, done, trace)
-        warnings.warn(f"fit stopped after {done} of {num_iters} iterations: {reason}. "
-                      "The last good state is kept.", FitStoppedWarning, stacklevel=3)
+        warnings.warn(
+            f"fit stopped after {done} of {num_iters} iterations: {reason}. "
+            "The last good state is kept.",
+            FitStoppedWarning,
+            stacklevel=3,
+        )
     return ChainResult(state, trace, done, reason)

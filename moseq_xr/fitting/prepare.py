@@ -117,9 +117,13 @@ def default_body_axis(keypoints: Sequence[str]) -> tuple[list[str], list[str]]:
         the last keypoint (with a :class:`DataQualityWarning`).
     """
     names = [str(k) for k in keypoints]
-    anterior = [k for word in _ANTERIOR_WORDS for k in names if _matches(k, (word,))][:1]
+    anterior = [k for word in _ANTERIOR_WORDS for k in names if _matches(k, (word,))][
+        :1
+    ]
     posterior = [
-        k for word in _POSTERIOR_WORDS for k in names
+        k
+        for word in _POSTERIOR_WORDS
+        for k in names
         if _matches(k, (word,)) and k not in anterior
     ][:1]
     if not anterior or not posterior:
@@ -170,27 +174,44 @@ def prepare(
     -------
     PreparedData
     """
-    ds = ds[["position", "confidence"]].load() if _is_lazy(ds) else ds[["position", "confidence"]]
+    ds = (
+        ds[["position", "confidence"]].load()
+        if _is_lazy(ds)
+        else ds[["position", "confidence"]]
+    )
     if options.anterior is None or options.posterior is None:
         keypoints = options.use_keypoints or [str(k) for k in ds[N.KEYPOINT].values]
         options.anterior, options.posterior = default_body_axis(keypoints)
     cleaned = clean(ds, options)
     centroid, heading = compute_centroid_heading(
-        cleaned, options.anterior, options.posterior, options.fix_heading, options.conf_threshold
+        cleaned,
+        options.anterior,
+        options.posterior,
+        options.fix_heading,
+        options.conf_threshold,
     )
     if pca is None:
-        pca = fit_pca(cleaned, options.anterior, options.posterior, options.fix_heading,
-                      options.pca_max_frames, options.conf_threshold)
+        pca = fit_pca(
+            cleaned,
+            options.anterior,
+            options.posterior,
+            options.fix_heading,
+            options.pca_max_frames,
+            options.conf_threshold,
+        )
     elif list(pca[N.KEYPOINT].values) != list(cleaned[N.KEYPOINT].values):
         raise FitError(
             f"the model's keypoints {list(pca[N.KEYPOINT].values)} differ from the data's "
             f"{list(cleaned[N.KEYPOINT].values)}"
         )
-    segments = to_segments(cleaned, options.seg_length, options.max_seg_length,
-                           overlap=options.overlap)
+    segments = to_segments(
+        cleaned, options.seg_length, options.max_seg_length, overlap=options.overlap
+    )
     return PreparedData(
         segments=segments,
-        noise_prior=noise_prior_from_confidence(segments.conf, options.slope, options.intercept),
+        noise_prior=noise_prior_from_confidence(
+            segments.conf, options.slope, options.intercept
+        ),
         centroid=segment_values(centroid, segments, (N.SPACE,)),
         heading=segment_values(heading, segments),
         pca=pca,

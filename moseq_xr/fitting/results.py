@@ -47,7 +47,9 @@ def frequency_order(syllables: np.ndarray, num_states: int) -> np.ndarray:
         ``order[new_label] = old_label``, a permutation of ``range(S)``.
     """
     flat = syllables.reshape(-1, syllables.shape[-1])
-    starts = np.concatenate([np.ones((flat.shape[0], 1), bool), flat[:, 1:] != flat[:, :-1]], 1)
+    starts = np.concatenate(
+        [np.ones((flat.shape[0], 1), bool), flat[:, 1:] != flat[:, :-1]], 1
+    )
     valid = flat >= 0
     instances = np.bincount(flat[starts & valid], minlength=num_states)
     frames = np.bincount(flat[valid], minlength=num_states)
@@ -57,7 +59,9 @@ def frequency_order(syllables: np.ndarray, num_states: int) -> np.ndarray:
 def relabel(syllables: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Apply ``order`` (new -> old) to labels, keeping -1."""
     new_of_old = np.argsort(order)
-    return np.where(syllables >= 0, new_of_old[np.maximum(syllables, 0)], -1).astype(syllables.dtype)
+    return np.where(syllables >= 0, new_of_old[np.maximum(syllables, 0)], -1).astype(
+        syllables.dtype
+    )
 
 
 def model_dataset(
@@ -83,16 +87,24 @@ def model_dataset(
             "Cd": (("feature", "emission_col"), params["Cd"]),
             "sigmasq": ((N.KEYPOINT,), params["sigmasq"]),
         },
-        coords={SYLLABLE: np.arange(num_states), "next_syllable": np.arange(num_states),
-                N.KEYPOINT: np.asarray(keypoints, dtype=str)},
+        coords={
+            SYLLABLE: np.arange(num_states),
+            "next_syllable": np.arange(num_states),
+            N.KEYPOINT: np.asarray(keypoints, dtype=str),
+        },
     )
     ds["betas"].attrs["description"] = "global syllable weights of the HDP"
     ds["pi"].attrs["description"] = "transition probabilities (rows: from)"
     ds["Ab"].attrs["description"] = "AR matrices [A_{t-L} .. A_{t-1} | b]"
     ds["Q"].attrs["description"] = "AR noise covariances"
-    ds["Cd"].attrs["description"] = "emission [C | d] into the (K-1)*D zero-sum keypoint space"
-    ds.attrs = {**attrs, "syllable_order": [int(o) for o in order],
-                "relabelled_by": "instance count, then frame count (most frequent = 0)"}
+    ds["Cd"].attrs["description"] = (
+        "emission [C | d] into the (K-1)*D zero-sum keypoint space"
+    )
+    ds.attrs = {
+        **attrs,
+        "syllable_order": [int(o) for o in order],
+        "relabelled_by": "instance count, then frame count (most frequent = 0)",
+    }
     return ds
 
 
@@ -116,9 +128,15 @@ def result_tree(
     arguments: dict[str, Any],
 ) -> xr.DataTree:
     """The tree ``fit`` returns: pose Dataset + results at the root, then
-    ``/model``, ``/trace`` and ``/pca``."""
-    root = ds.assign({
-        name: xr.Variable(da.dims, da.values, da.attrs) for name, da in variables.items()
-    })
+    ``/model``, ``/trace`` and ``/pca``.
+    """
+    root = ds.assign(
+        {
+            name: xr.Variable(da.dims, da.values, da.attrs)
+            for name, da in variables.items()
+        }
+    )
     root.attrs = with_provenance(ds.attrs, "moseq_xr.fit", arguments)
-    return xr.DataTree.from_dict({"/": root, "/model": model, "/trace": trace, "/pca": pca})
+    return xr.DataTree.from_dict(
+        {"/": root, "/model": model, "/trace": trace, "/pca": pca}
+    )

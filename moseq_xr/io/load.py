@@ -21,8 +21,14 @@ PathLike = str | Path
 
 #: Files that sit beside pose files but are not pose files (Lightning Pose sidecars,
 #: DLC metadata, configs).
-_SIDECAR_MARKERS = ("_pixel_error", "_temporal_norm", "_pca_singleview_error",
-                    "_pca_multiview_error", "_meta.pickle", "config.yaml")
+_SIDECAR_MARKERS = (
+    "_pixel_error",
+    "_temporal_norm",
+    "_pca_singleview_error",
+    "_pca_multiview_error",
+    "_meta.pickle",
+    "config.yaml",
+)
 
 
 def _is_sidecar(path: Path) -> bool:
@@ -30,7 +36,9 @@ def _is_sidecar(path: Path) -> bool:
 
 
 def _known_suffixes() -> tuple[str, ...]:
-    return tuple(sorted({s for loader in supported_sources().values() for s in loader.suffixes}))
+    return tuple(
+        sorted({s for loader in supported_sources().values() for s in loader.suffixes})
+    )
 
 
 def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
@@ -55,7 +63,9 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     return [path for path, _ in _expand_with_origin(paths)]
 
 
-def _expand_with_origin(paths: PathLike | Sequence[PathLike]) -> list[tuple[Path, bool]]:
+def _expand_with_origin(
+    paths: PathLike | Sequence[PathLike],
+) -> list[tuple[Path, bool]]:
     """Files to read, each with whether it was found by searching a directory."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     found: list[tuple[Path, bool]] = []
@@ -65,8 +75,11 @@ def _expand_with_origin(paths: PathLike | Sequence[PathLike]) -> list[tuple[Path
         if searched:
             suffixes = _known_suffixes()
             matches = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.name.lower().endswith(suffixes) and not _is_sidecar(p)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.name.lower().endswith(suffixes)
+                and not _is_sidecar(p)
             )
         elif path.is_file():
             matches = [path]
@@ -118,7 +131,9 @@ def _unique_names(records: list[RecordingData]) -> None:
                 depth = record.extra.setdefault("_name_depth", 0) + 1
                 record.extra["_name_depth"] = depth
                 prefix = "-".join(parents[-depth:])
-                record.name = f"{prefix}-{record.extra.setdefault('_base_name', record.name)}"
+                record.name = (
+                    f"{prefix}-{record.extra.setdefault('_base_name', record.name)}"
+                )
     names = [r.name for r in records]
     raise LoaderError(
         ", ".join(r.source_file for r in records if names.count(r.name) > 1),
@@ -172,10 +187,22 @@ def load_poses(
     for path in files:
         records.extend(read_file(path, source, dict(options)))
     _unique_names(records)
-    arguments = {"paths": [p.as_posix() for p in files], "source": source, "fps": fps,
-                 "keypoints": keypoints, "individuals": individuals, **options}
-    ds = build_dataset(records, fps=fps, keypoints=keypoints, individuals=individuals,
-                       operation="moseq_xr.load_poses", arguments=arguments)
+    arguments = {
+        "paths": [p.as_posix() for p in files],
+        "source": source,
+        "fps": fps,
+        "keypoints": keypoints,
+        "individuals": individuals,
+        **options,
+    }
+    ds = build_dataset(
+        records,
+        fps=fps,
+        keypoints=keypoints,
+        individuals=individuals,
+        operation="moseq_xr.load_poses",
+        arguments=arguments,
+    )
     return _attach_results(ds, records)
 
 
@@ -232,19 +259,41 @@ def from_arrays(
     for name, array in positions.items():
         position = _as_position(name, array)
         n_ind = position.shape[3]
-        names = list(individuals) if individuals is not None else (
-            [DEFAULT_INDIVIDUAL] if n_ind == 1 else [f"individual_{i}" for i in range(n_ind)])
+        names = (
+            list(individuals)
+            if individuals is not None
+            else (
+                [DEFAULT_INDIVIDUAL]
+                if n_ind == 1
+                else [f"individual_{i}" for i in range(n_ind)]
+            )
+        )
         confidence = confidences.get(name)
         if confidence is not None:
             confidence = np.asarray(confidence, dtype=np.float64)
             confidence = confidence[..., None] if confidence.ndim == 2 else confidence
-        records.append(RecordingData(
-            name=str(name), position=position, keypoints=list(keypoints),
-            individuals=names, confidence=confidence, fps=fps,
-            source_software=source_software))
-    return build_dataset(records, fps=fps, operation="moseq_xr.from_arrays",
-                         arguments={"recordings": list(positions), "keypoints": keypoints,
-                                    "fps": fps, "source_software": source_software})
+        records.append(
+            RecordingData(
+                name=str(name),
+                position=position,
+                keypoints=list(keypoints),
+                individuals=names,
+                confidence=confidence,
+                fps=fps,
+                source_software=source_software,
+            )
+        )
+    return build_dataset(
+        records,
+        fps=fps,
+        operation="moseq_xr.from_arrays",
+        arguments={
+            "recordings": list(positions),
+            "keypoints": keypoints,
+            "fps": fps,
+            "source_software": source_software,
+        },
+    )
 
 
 # ---------------------------------------------------------------- model results
@@ -254,7 +303,10 @@ def from_arrays(
 
 
 def _place_results(
-    values: np.ndarray, r: int, record: RecordingData, array: np.ndarray,
+    values: np.ndarray,
+    r: int,
+    record: RecordingData,
+    array: np.ndarray,
     individuals: list[str],
 ) -> None:
     """Write one record's ``(time, individual, ...)`` array into ``values[r]``."""
@@ -277,8 +329,11 @@ def _attach_results(ds: xr.Dataset, records: Sequence[RecordingData]) -> xr.Data
         tail = max(np.shape(f[name])[2:] for f in found if name in f)
         syllable = name == "syllable"
         shape = (len(records), len(individuals), ds.sizes[N.TIME], *tail)
-        values = np.full(shape, -1 if syllable else np.nan,
-                         dtype=np.int32 if syllable else np.float64)
+        values = np.full(
+            shape,
+            -1 if syllable else np.nan,
+            dtype=np.int32 if syllable else np.float64,
+        )
         for r, (record, results) in enumerate(zip(records, found, strict=True)):
             if name in results:
                 _place_results(values, r, record, results[name], individuals)

@@ -148,7 +148,11 @@ def detect_source(path: str | Path) -> str:
         When no loader recognises the file.
     """
     path = Path(path)
-    candidates = [loader for loader in supported_sources().values() if _matches_suffix(path, loader)]
+    candidates = [
+        loader
+        for loader in supported_sources().values()
+        if _matches_suffix(path, loader)
+    ]
     if not candidates:
         known = sorted({s for loader in _LOADERS.values() for s in loader.suffixes})
         raise FormatDetectionError(

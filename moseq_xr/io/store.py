@@ -17,15 +17,14 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from moseq_xr._provenance import with_provenance
 from moseq_xr.exceptions import StoreError
-from moseq_xr.schema import validate
 from moseq_xr.schema import names as N
+from moseq_xr.schema import validate
 
 STORE_MARKER = "moseq_xr_store"
 #: Child directory of a project store that holds the checkpoint of a fit.
@@ -35,7 +34,10 @@ _CHUNK_BYTES = 8 * 2**20
 
 def _time_chunk(ds: xr.Dataset) -> int:
     bytes_per_frame = sum(
-        var.dtype.itemsize * int(np.prod([ds.sizes[d] for d in var.dims if d not in (N.RECORDING, N.TIME)]))
+        var.dtype.itemsize
+        * int(
+            np.prod([ds.sizes[d] for d in var.dims if d not in (N.RECORDING, N.TIME)])
+        )
         for var in ds.data_vars.values()
         if N.TIME in var.dims
     )
@@ -49,15 +51,19 @@ def _strings_for_zarr(ds: xr.Dataset) -> xr.Dataset:
         for name, var in ds.variables.items()
         if var.dtype.kind == "U"
     }
-    return ds.assign_coords({k: v for k, v in converted.items() if k in ds.coords}).assign(
-        {k: v for k, v in converted.items() if k not in ds.coords}
-    )
+    return ds.assign_coords(
+        {k: v for k, v in converted.items() if k in ds.coords}
+    ).assign({k: v for k, v in converted.items() if k not in ds.coords})
 
 
 def _strings_from_zarr(ds: xr.Dataset) -> xr.Dataset:
     """Zarr string arrays (StringDType or object) -> fixed-width numpy strings."""
     converted = {
-        name: xr.Variable(var.dims, np.array(np.asarray(var.values, dtype=object).tolist(), dtype=str), var.attrs)
+        name: xr.Variable(
+            var.dims,
+            np.array(np.asarray(var.values, dtype=object).tolist(), dtype=str),
+            var.attrs,
+        )
         for name, var in ds.variables.items()
         if var.dtype.kind in "TO"
     }
@@ -68,7 +74,9 @@ def _strings_from_zarr(ds: xr.Dataset) -> xr.Dataset:
 
 def _load_small_coords(ds: xr.Dataset) -> xr.Dataset:
     """Bring coordinates without a time axis into memory (they are tiny)."""
-    small = {name: ds[name].compute() for name in ds.coords if N.TIME not in ds[name].dims}
+    small = {
+        name: ds[name].compute() for name in ds.coords if N.TIME not in ds[name].dims
+    }
     return ds.assign_coords(small)
 
 
@@ -81,7 +89,9 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for name, var in ds.variables.items():
         var.encoding.clear()
         if var.dtype.kind != "O" and name not in ds.dims:
-            ds[name] = ds[name].chunk({d: c for d, c in chunks.items() if d in var.dims})
+            ds[name] = ds[name].chunk(
+                {d: c for d, c in chunks.items() if d in var.dims}
+            )
     return ds
 
 
@@ -137,7 +147,9 @@ def _swap_in(tmp: Path, target: Path, keep: tuple[str, ...] = ()) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_atomic(obj: xr.Dataset | xr.DataTree, path: Path, keep: tuple[str, ...] = ()) -> None:
+def write_atomic(
+    obj: xr.Dataset | xr.DataTree, path: Path, keep: tuple[str, ...] = ()
+) -> None:
     """Write ``obj`` to ``path`` beside the old store, then swap it in.
 
     Parameters
@@ -165,7 +177,10 @@ def write_atomic(obj: xr.Dataset | xr.DataTree, path: Path, keep: tuple[str, ...
 
 
 def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.Dataset:
-    clash = sorted({str(r) for r in existing[N.RECORDING].values} & {str(r) for r in new[N.RECORDING].values})
+    clash = sorted(
+        {str(r) for r in existing[N.RECORDING].values}
+        & {str(r) for r in new[N.RECORDING].values}
+    )
     if clash:
         raise StoreError(f"{path}: recordings {clash} are already in the store")
     for coord in (N.KEYPOINT, N.SPACE):
@@ -183,23 +198,31 @@ def _append_recordings(existing: xr.Dataset, new: xr.Dataset, path: Path) -> xr.
         )
     pose_vars = list(N.DATA_VARS)
     combined = xr.concat(
-        [existing, new[pose_vars]], dim=N.RECORDING, join="outer", combine_attrs="override",
-        data_vars="minimal", coords="different", compat="equals",
+        [existing, new[pose_vars]],
+        dim=N.RECORDING,
+        join="outer",
+        combine_attrs="override",
+        data_vars="minimal",
+        coords="different",
+        compat="equals",
     )
     n_time = combined.sizes[N.TIME]
     combined = combined.assign_coords(
-        {N.TIME: np.arange(n_time) / existing.attrs["fps"], "frame": (N.TIME, np.arange(n_time))}
+        {
+            N.TIME: np.arange(n_time) / existing.attrs["fps"],
+            "frame": (N.TIME, np.arange(n_time)),
+        }
     )
     combined[N.TIME].attrs = dict(existing[N.TIME].attrs)
     combined.attrs = with_provenance(
-        existing.attrs, "moseq_xr.save", {"mode": "a", "added": [str(r) for r in new[N.RECORDING].values]}
+        existing.attrs,
+        "moseq_xr.save",
+        {"mode": "a", "added": [str(r) for r in new[N.RECORDING].values]},
     )
     return combined
 
 
-def save(
-    data: xr.Dataset | xr.DataTree, path: str | Path, mode: str = "w"
-) -> Path:
+def save(data: xr.Dataset | xr.DataTree, path: str | Path, mode: str = "w") -> Path:
     """Save a pose Dataset (or a fitted DataTree) as a project store.
 
     Parameters
@@ -238,7 +261,9 @@ def save(
         existing = open(path)
         if isinstance(existing, xr.DataTree):
             tree = existing.copy()
-            tree.dataset = _append_recordings(existing.to_dataset(inherit=False), root, path)
+            tree.dataset = _append_recordings(
+                existing.to_dataset(inherit=False), root, path
+            )
             data = tree
         else:
             data = _append_recordings(existing, root, path)
@@ -246,7 +271,7 @@ def save(
     return path
 
 
-def open(path: str | Path) -> xr.Dataset | xr.DataTree:  # noqa: A001 - public API name
+def open(path: str | Path) -> xr.Dataset | xr.DataTree:
     """Open a project store lazily (Dask-backed).
 
     Parameters
@@ -262,7 +287,9 @@ def open(path: str | Path) -> xr.Dataset | xr.DataTree:  # noqa: A001 - public A
     path = Path(path)
     kind = _store_kind(path)
     if kind is None:
-        raise StoreError(f"{path}: not a moseq_xr project store (no {STORE_MARKER} marker)")
+        raise StoreError(
+            f"{path}: not a moseq_xr project store (no {STORE_MARKER} marker)"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
         if kind == "tree":
@@ -286,4 +313,3 @@ def is_store(path: str | Path) -> bool:
     with contextlib.suppress(OSError):
         return _store_kind(Path(path)) is not None
     return False
-

@@ -92,9 +92,13 @@ def _check_record_shapes(record: RecordingData) -> None:
         )
     if len(record.individuals) != n_ind:
         raise _fail(
-            record, f"{len(record.individuals)} individual names for {n_ind} individuals"
+            record,
+            f"{len(record.individuals)} individual names for {n_ind} individuals",
         )
-    for label, values in (("keypoint", record.keypoints), ("individual", record.individuals)):
+    for label, values in (
+        ("keypoint", record.keypoints),
+        ("individual", record.individuals),
+    ):
         duplicates = sorted({v for v in values if list(values).count(v) > 1})
         if duplicates:
             raise _fail(record, f"duplicate {label} names {duplicates}")
@@ -157,13 +161,18 @@ def _resolve_fps(records: Sequence[RecordingData], fps: float | None) -> float:
 
 
 def _select_names(
-    available: Sequence[str], wanted: Sequence[str] | None, label: str, record: RecordingData
+    available: Sequence[str],
+    wanted: Sequence[str] | None,
+    label: str,
+    record: RecordingData,
 ) -> list[int]:
     if wanted is None:
         return list(range(len(available)))
     missing = [w for w in wanted if w not in available]
     if missing:
-        raise _fail(record, f"{label}s {missing} not found; the file has {list(available)}")
+        raise _fail(
+            record, f"{label}s {missing} not found; the file has {list(available)}"
+        )
     return [list(available).index(w) for w in wanted]
 
 
@@ -229,7 +238,9 @@ def _place(
     return position, confidence
 
 
-def _timestamps(record: RecordingData, n_frames: int, fps: float) -> tuple[float, np.ndarray]:
+def _timestamps(
+    record: RecordingData, n_frames: int, fps: float
+) -> tuple[float, np.ndarray]:
     rows = _frame_rows(record)
     if record.timestamps is None:
         start = float(record.start_time or 0.0)
@@ -245,7 +256,9 @@ def _timestamps(record: RecordingData, n_frames: int, fps: float) -> tuple[float
     return start, full
 
 
-def _skeleton(records: Sequence[RecordingData], keypoints: list[str]) -> list[list[str]] | None:
+def _skeleton(
+    records: Sequence[RecordingData], keypoints: list[str]
+) -> list[list[str]] | None:
     for record in records:
         if record.skeleton:
             return [
@@ -311,7 +324,9 @@ def build_dataset(
     lengths = [int(_frame_rows(r)[-1]) + 1 for r in records]
     n_time = max(lengths)
     placed = [_place(r, keypoint_names, individual_names, n_time) for r in records]
-    stamps = [_timestamps(r, n, fps_value) for r, n in zip(records, lengths, strict=True)]
+    stamps = [
+        _timestamps(r, n, fps_value) for r, n in zip(records, lengths, strict=True)
+    ]
     timestamp = np.full((len(records), n_time), np.nan)
     for row, ((_, full), n) in enumerate(zip(stamps, lengths, strict=True)):
         timestamp[row, :n] = full
@@ -333,7 +348,10 @@ def build_dataset(
             N.KEYPOINT: np.array(keypoint_names, dtype=str),
             N.INDIVIDUAL: np.array(individual_names, dtype=str),
             "n_frames": (N.RECORDING, np.array(lengths, dtype=np.int64)),
-            "source_file": (N.RECORDING, np.array([r.source_file for r in records], dtype=str)),
+            "source_file": (
+                N.RECORDING,
+                np.array([r.source_file for r in records], dtype=str),
+            ),
             "source_software": (
                 N.RECORDING,
                 np.array([r.source_software for r in records], dtype=str),
@@ -342,9 +360,15 @@ def build_dataset(
                 N.RECORDING,
                 np.array([r.confidence is None for r in records], dtype=bool),
             ),
-            "start_time": (N.RECORDING, np.array([s for s, _ in stamps], dtype=np.float64)),
+            "start_time": (
+                N.RECORDING,
+                np.array([s for s, _ in stamps], dtype=np.float64),
+            ),
             "timestamp": ((N.RECORDING, N.TIME), timestamp),
-            "video_path": (N.RECORDING, np.array([r.video_path for r in records], dtype=str)),
+            "video_path": (
+                N.RECORDING,
+                np.array([r.video_path for r in records], dtype=str),
+            ),
         },
     )
     ds["time"].attrs.update(units="s", long_name="time since video frame 0")

@@ -115,4 +115,6 @@ def write_json_schema(path: str | Path) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    write_json_schema(sys.argv[1] if len(sys.argv) > 1 else "schemas/pose_dataset.schema.json")
+    write_json_schema(
+        sys.argv[1] if len(sys.argv) > 1 else "schemas/pose_dataset.schema.json"
+    )

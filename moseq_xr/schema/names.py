@@ -108,7 +108,10 @@ COORDS: dict[str, VariableSpec] = {
         "start_time + time); NaN in padding.",
     ),
     "video_path": VariableSpec(
-        (RECORDING,), "UO", False, "Video the keypoints were tracked on ('' if unknown)."
+        (RECORDING,),
+        "UO",
+        False,
+        "Video the keypoints were tracked on ('' if unknown).",
     ),
 }
 

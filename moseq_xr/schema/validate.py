@@ -49,12 +49,16 @@ def _check_labels(ds: xr.Dataset) -> None:
         values = [str(v) for v in ds[dim].values]
         if len(set(values)) != len(values):
             dupes = sorted({v for v in values if values.count(v) > 1})
-            raise SchemaError(dim, f"'{dim}' labels must be unique, duplicated: {dupes}")
+            raise SchemaError(
+                dim, f"'{dim}' labels must be unique, duplicated: {dupes}"
+            )
         if any(v == "" for v in values):
             raise SchemaError(dim, f"'{dim}' labels must be non-empty strings")
     space = [str(v) for v in ds[N.SPACE].values]
     if space not in (list(N.SPACE_LABELS[:2]), list(N.SPACE_LABELS)):
-        raise SchemaError(N.SPACE, f"'space' must be ['x', 'y'] or ['x', 'y', 'z'], got {space}")
+        raise SchemaError(
+            N.SPACE, f"'space' must be ['x', 'y'] or ['x', 'y', 'z'], got {space}"
+        )
 
 
 def _check_attrs(attrs: Mapping[str, object], keypoints: list[str]) -> None:
@@ -63,9 +67,13 @@ def _check_attrs(attrs: Mapping[str, object], keypoints: list[str]) -> None:
             raise SchemaError(name, f"required attribute '{name}' is missing")
     fps = attrs["fps"]
     if not isinstance(fps, int | float | np.number) or not np.isfinite(fps) or fps <= 0:
-        raise SchemaError("fps", f"attribute 'fps' must be a positive number, got {fps!r}")
+        raise SchemaError(
+            "fps", f"attribute 'fps' must be a positive number, got {fps!r}"
+        )
     if not isinstance(attrs["provenance"], list | tuple):
-        raise SchemaError("provenance", "attribute 'provenance' must be a list of entries")
+        raise SchemaError(
+            "provenance", "attribute 'provenance' must be a list of entries"
+        )
     for edge in attrs.get("skeleton") or []:
         if len(edge) != 2 or any(str(node) not in keypoints for node in edge):
             raise SchemaError(
@@ -73,7 +81,9 @@ def _check_attrs(attrs: Mapping[str, object], keypoints: list[str]) -> None:
             )
     unit = attrs.get("space_unit")
     if unit is not None and unit not in N.SPACE_UNITS:
-        raise SchemaError("space_unit", f"space_unit must be one of {N.SPACE_UNITS}, got {unit!r}")
+        raise SchemaError(
+            "space_unit", f"space_unit must be one of {N.SPACE_UNITS}, got {unit!r}"
+        )
 
 
 def _check_values(ds: xr.Dataset) -> None:
@@ -92,7 +102,9 @@ def _check_values(ds: xr.Dataset) -> None:
     )
     for name in ("position", "confidence", "timestamp"):
         if bool(ds[name].where(padding).notnull().any()):
-            raise SchemaError(name, f"'{name}' must be NaN beyond each recording's n_frames")
+            raise SchemaError(
+                name, f"'{name}' must be NaN beyond each recording's n_frames"
+            )
 
 
 def validate(ds: xr.Dataset, *, deep: bool | None = None) -> xr.Dataset:
@@ -119,7 +131,9 @@ def validate(ds: xr.Dataset, *, deep: bool | None = None) -> xr.Dataset:
     if isinstance(ds, xr.DataTree):  # a fitted project: the pose data are its root
         ds = ds.to_dataset(inherit=False)
     if not isinstance(ds, xr.Dataset):
-        raise SchemaError("type", f"expected an xarray.Dataset, got {type(ds).__name__}")
+        raise SchemaError(
+            "type", f"expected an xarray.Dataset, got {type(ds).__name__}"
+        )
     for name, spec in N.COORDS.items():
         _check_variable(ds, name, spec, "coordinate")
     for name, spec in N.DATA_VARS.items():

@@ -172,7 +172,10 @@ def test_merge_syllables_rejects_bad_mappings():
 def test_merge_sums_syllable_probabilities():
     ds = results_dataset({"a": [0, 1, 2]})
     probability = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
-    ds["syllable_probability"] = ((*RESULT_DIMS, "syllable_id"), probability[None, None])
+    ds["syllable_probability"] = (
+        (*RESULT_DIMS, "syllable_id"),
+        probability[None, None],
+    )
     merged = merge_syllables(ds, {2: 1})
     expected = np.array([[0.7, 0.3, 0.0], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]])
     np.testing.assert_allclose(merged["syllable_probability"].squeeze(), expected)

@@ -24,16 +24,24 @@ def test_prior_mean_is_a_random_walk():
 def test_sufficient_stats_equal_per_state_loops(key):
     x = jax.random.normal(key, (2, 30, 3))
     z = jax.random.randint(key, (2, 28), 0, 4)
-    mask = (jax.random.uniform(jax.random.fold_in(key, 1), (2, 28)) > 0.2).astype(x.dtype)
+    mask = (jax.random.uniform(jax.random.fold_in(key, 1), (2, 28)) > 0.2).astype(
+        x.dtype
+    )
     sxx, syx, syy, count = ar.ar_sufficient_stats(x, z, mask, 4, 2)
     regressors = np.asarray(ar.lagged_regressors(x, 2)).reshape(-1, 7)
     targets = np.asarray(x[:, 2:]).reshape(-1, 3)
     flat_z, weights = np.asarray(z).ravel(), np.asarray(mask).ravel()
     for state in range(4):
         w = weights * (flat_z == state)
-        np.testing.assert_allclose(sxx[state], (regressors * w[:, None]).T @ regressors, atol=1e-10)
-        np.testing.assert_allclose(syx[state], (targets * w[:, None]).T @ regressors, atol=1e-10)
-        np.testing.assert_allclose(syy[state], (targets * w[:, None]).T @ targets, atol=1e-10)
+        np.testing.assert_allclose(
+            sxx[state], (regressors * w[:, None]).T @ regressors, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            syx[state], (targets * w[:, None]).T @ regressors, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            syy[state], (targets * w[:, None]).T @ targets, atol=1e-10
+        )
         np.testing.assert_allclose(count[state], w.sum())
 
 
@@ -45,7 +53,9 @@ def test_log_likelihoods_match_scipy(key):
     for t in range(6):
         for state in range(3):
             mean = np.asarray(ab[state]) @ regressors[t]
-            expected = stats.multivariate_normal(mean, np.asarray(q[state])).logpdf(np.asarray(x[0, t + 2]))
+            expected = stats.multivariate_normal(mean, np.asarray(q[state])).logpdf(
+                np.asarray(x[0, t + 2])
+            )
             np.testing.assert_allclose(log_lik[0, t, state], expected, rtol=1e-8)
 
 
@@ -54,8 +64,12 @@ def test_log_prior_matches_scipy(key):
     ab, q = ar.init_ar_params(key, 2, prior)
     expected = 0.0
     for state in range(2):
-        expected += stats.invwishart(df=float(prior.nu_0), scale=np.asarray(prior.S_0)).logpdf(np.asarray(q[state]))
-        expected += stats.matrix_normal(np.asarray(prior.M_0), np.asarray(q[state]), np.asarray(prior.K_0)).logpdf(np.asarray(ab[state]))
+        expected += stats.invwishart(
+            df=float(prior.nu_0), scale=np.asarray(prior.S_0)
+        ).logpdf(np.asarray(q[state]))
+        expected += stats.matrix_normal(
+            np.asarray(prior.M_0), np.asarray(q[state]), np.asarray(prior.K_0)
+        ).logpdf(np.asarray(ab[state]))
     np.testing.assert_allclose(ar.ar_log_prior(ab, q, prior), expected, rtol=1e-8)
 
 
@@ -64,16 +78,24 @@ def test_resampled_parameters_recover_known_dynamics(key):
     rng = np.random.default_rng(0)
     x = np.zeros((4000, 2))
     for t in range(1, 4000):
-        x[t] = np.asarray(true_ab[0, :, :2]) @ x[t - 1] + np.asarray(true_ab[0, :, 2]) + 0.1 * rng.normal(size=2)
+        x[t] = (
+            np.asarray(true_ab[0, :, :2]) @ x[t - 1]
+            + np.asarray(true_ab[0, :, 2])
+            + 0.1 * rng.normal(size=2)
+        )
     x = jnp.asarray(x)[None]
     z = jnp.zeros((1, 3999), jnp.int32)
     stats_ = ar.ar_sufficient_stats(x, z, jnp.ones((1, 3999)), 1, 1)
-    draws = [ar.resample_ar_params(k, stats_, ar.make_ar_prior(2, 1))
-             for k in jax.random.split(key, 200)]
+    draws = [
+        ar.resample_ar_params(k, stats_, ar.make_ar_prior(2, 1))
+        for k in jax.random.split(key, 200)
+    ]
     ab = np.mean([d[0] for d in draws], axis=0)
     q = np.mean([d[1] for d in draws], axis=0)
     design = np.c_[np.asarray(x[0, :-1]), np.ones(3999)]
     least_squares = np.linalg.lstsq(design, np.asarray(x[0, 1:]), rcond=None)[0].T
-    np.testing.assert_allclose(ab[0], least_squares, atol=0.01)  # posterior mean ~ the data
+    np.testing.assert_allclose(
+        ab[0], least_squares, atol=0.01
+    )  # posterior mean ~ the data
     np.testing.assert_allclose(ab, true_ab, atol=0.1)  # and the data ~ the truth
     np.testing.assert_allclose(q[0], 0.01 * np.eye(2), atol=0.002)

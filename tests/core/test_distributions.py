@@ -28,7 +28,9 @@ def test_matrix_normal_covariance(key):
         jax.random.split(key, 40000), mean, row, col
     )
     np.testing.assert_allclose(draws.mean(0), mean, atol=0.02)
-    flat = np.asarray(draws).transpose(0, 2, 1).reshape(len(draws), -1)  # vec (column-major)
+    flat = (
+        np.asarray(draws).transpose(0, 2, 1).reshape(len(draws), -1)
+    )  # vec (column-major)
     np.testing.assert_allclose(np.cov(flat.T), np.kron(col, row), atol=0.03)
 
 
@@ -47,7 +49,9 @@ def test_mniw_posterior_matches_closed_form(key):
     nu_n, s_n, m_n, k_n = dist.mniw_posterior(stats_, prior)
     k_expected = np.linalg.inv(np.linalg.inv(prior[3]) + x.T @ x)
     m_expected = (y.T @ x) @ k_expected
-    s_expected = prior[1] + y.T @ y - m_expected @ np.linalg.inv(k_expected) @ m_expected.T
+    s_expected = (
+        prior[1] + y.T @ y - m_expected @ np.linalg.inv(k_expected) @ m_expected.T
+    )
     np.testing.assert_allclose(k_n, k_expected, rtol=1e-6)
     np.testing.assert_allclose(m_n, m_expected, rtol=1e-6)
     np.testing.assert_allclose(s_n, s_expected, rtol=1e-5)
@@ -57,7 +61,9 @@ def test_mniw_posterior_matches_closed_form(key):
 def test_mniw_draws_have_posterior_moments(key):
     x, y, true_a = _regression_data(key, n=200)
     prior = (jnp.asarray(4.0), 0.01 * jnp.eye(2), jnp.zeros((2, 3)), 10.0 * jnp.eye(3))
-    posterior = dist.mniw_posterior((x.T @ x, y.T @ x, y.T @ y, jnp.asarray(200.0)), prior)
+    posterior = dist.mniw_posterior(
+        (x.T @ x, y.T @ x, y.T @ y, jnp.asarray(200.0)), prior
+    )
     a_draws, q_draws = jax.vmap(dist.sample_mniw, in_axes=(0, None))(
         jax.random.split(key, 20000), posterior
     )
@@ -66,7 +72,9 @@ def test_mniw_draws_have_posterior_moments(key):
     np.testing.assert_allclose(a_draws.mean(0), m_n, atol=0.005)
     expected_var = np.kron(np.diag(k_n), np.diag(s_n / (nu_n - 3))).reshape(3, 2).T
     np.testing.assert_allclose(a_draws.var(0), expected_var, rtol=0.1)
-    np.testing.assert_allclose(m_n, true_a, atol=0.1)  # and the posterior finds the truth
+    np.testing.assert_allclose(
+        m_n, true_a, atol=0.1
+    )  # and the posterior finds the truth
 
 
 def test_dirichlet_moments_and_tiny_concentrations(key):
@@ -84,7 +92,9 @@ def test_dirichlet_log_density_matches_scipy():
     probs = jnp.array([0.2, 0.5, 0.3])
     concentration = jnp.array([1.5, 3.0, 0.7])
     expected = stats.dirichlet(np.asarray(concentration)).logpdf(np.asarray(probs))
-    np.testing.assert_allclose(dist.dirichlet_log_density(probs, concentration), expected)
+    np.testing.assert_allclose(
+        dist.dirichlet_log_density(probs, concentration), expected
+    )
 
 
 @pytest.mark.parametrize("shape_param", [1e-3, 0.3, 1.0, 2.5, 40.0, 3e4])
@@ -93,7 +103,9 @@ def test_gamma_sampler_moments(key, shape_param):
     np.testing.assert_allclose(draws.mean(), shape_param, rtol=0.03, atol=2e-4)
     if shape_param >= 0.3:  # the variance of tiny shapes is too heavy-tailed to test
         np.testing.assert_allclose(draws.var(), shape_param, rtol=0.06)
-    log_draws = dist.sample_log_gamma(jax.random.fold_in(key, 1), jnp.full((40000,), shape_param))
+    log_draws = dist.sample_log_gamma(
+        jax.random.fold_in(key, 1), jnp.full((40000,), shape_param)
+    )
     result = stats.kstest(np.asarray(log_draws), stats.loggamma(shape_param).cdf)
     assert result.pvalue > 1e-3
 

@@ -23,11 +23,15 @@ def _brute_force(log_pi, log_lik):
     """Every path: log joint, then marginals and the evidence."""
     num_frames, num_states = log_lik.shape
     paths = np.array(list(itertools.product(range(num_states), repeat=num_frames)))
-    scores = -np.log(num_states) + np.asarray(log_lik)[np.arange(num_frames), paths].sum(1)
+    scores = -np.log(num_states) + np.asarray(log_lik)[
+        np.arange(num_frames), paths
+    ].sum(1)
     scores += np.asarray(log_pi)[paths[:, :-1], paths[:, 1:]].sum(1)
     evidence = logsumexp(scores)
     weights = np.exp(scores - evidence)
-    marginals = np.stack([np.bincount(paths[:, t], weights, num_states) for t in range(num_frames)])
+    marginals = np.stack(
+        [np.bincount(paths[:, t], weights, num_states) for t in range(num_frames)]
+    )
     return evidence, marginals, paths, weights
 
 
@@ -42,23 +46,33 @@ def test_log_normaliser_matches_brute_force(key, filter_fn):
 def test_smoother_marginals_match_brute_force(key):
     log_pi, log_lik = _problem(key)
     _, marginals, _, _ = _brute_force(log_pi, log_lik)
-    np.testing.assert_allclose(hmm.smoother_marginals(log_pi, log_lik), marginals, atol=1e-10)
+    np.testing.assert_allclose(
+        hmm.smoother_marginals(log_pi, log_lik), marginals, atol=1e-10
+    )
 
 
-@pytest.mark.parametrize("sampler", [hmm.sample_states_serial, hmm.sample_states_parallel])
+@pytest.mark.parametrize(
+    "sampler", [hmm.sample_states_serial, hmm.sample_states_parallel]
+)
 def test_sampled_marginals_match_smoother(key, sampler):
     log_pi, log_lik = _problem(key)
-    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(jax.random.split(key, 30000), log_pi, log_lik)
+    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(
+        jax.random.split(key, 30000), log_pi, log_lik
+    )
     empirical = jax.nn.one_hot(draws, 3).mean(0)
     exact = hmm.smoother_marginals(log_pi, log_lik)
     np.testing.assert_allclose(empirical, exact, atol=0.012)  # ~4 MC standard errors
 
 
-@pytest.mark.parametrize("sampler", [hmm.sample_states_serial, hmm.sample_states_parallel])
+@pytest.mark.parametrize(
+    "sampler", [hmm.sample_states_serial, hmm.sample_states_parallel]
+)
 def test_sampled_paths_match_joint_posterior(key, sampler):
     log_pi, log_lik = _problem(key, num_frames=4)
     _, _, paths, weights = _brute_force(log_pi, log_lik)
-    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(jax.random.split(key, 30000), log_pi, log_lik)
+    draws, _ = jax.vmap(sampler, in_axes=(0, None, None))(
+        jax.random.split(key, 30000), log_pi, log_lik
+    )
     codes = np.asarray(draws) @ (3 ** np.arange(3, -1, -1))
     empirical = np.bincount(codes, minlength=paths.shape[0]) / len(codes)
     expected = np.zeros(paths.shape[0])
@@ -79,6 +93,8 @@ def test_run_lengths_and_median():
     mask = jnp.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
     lengths, count = run_lengths(z, mask)
     assert int(count) == 4
-    np.testing.assert_array_equal(np.sort(np.asarray(lengths[: int(count)])), [2, 2, 3, 4])
+    np.testing.assert_array_equal(
+        np.sort(np.asarray(lengths[: int(count)])), [2, 2, 3, 4]
+    )
     assert float(median_run_length(z, mask)) == 2.5
     assert np.isnan(float(median_run_length(z, jnp.zeros_like(mask))))

@@ -31,7 +31,9 @@ def _crt_means(z, mask, betas, hypers, override):
     expected = np.zeros((3, 3))
     for i in range(3):
         for j in range(3):
-            expected[i, j] = sum(rho[i, j] / (k + rho[i, j]) for k in range(int(counts[i, j])))
+            expected[i, j] = sum(
+                rho[i, j] / (k + rho[i, j]) for k in range(int(counts[i, j]))
+            )
             if override and i == j:
                 expected[i, j] *= keep[j]
     return counts, expected
@@ -56,9 +58,13 @@ def test_table_counts_have_crt_mean(key, override):
 def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
     tables = jnp.array([[3.0, 1.0, 0.0], [0.0, 4.0, 2.0], [1.0, 0.0, 0.0]])
     gamma = jnp.asarray(6.0)
-    betas = jax.vmap(tr.sample_betas, in_axes=(0, None, None))(jax.random.split(key, 30000), tables, gamma)
+    betas = jax.vmap(tr.sample_betas, in_axes=(0, None, None))(
+        jax.random.split(key, 30000), tables, gamma
+    )
     concentration = tables.sum(0) + gamma / 3
-    np.testing.assert_allclose(betas.mean(0), concentration / concentration.sum(), atol=0.005)
+    np.testing.assert_allclose(
+        betas.mean(0), concentration / concentration.sum(), atol=0.005
+    )
     counts = jnp.array([[10, 1, 0], [2, 20, 3], [0, 0, 5]])
     fixed_beta = jnp.array([0.2, 0.5, 0.3])
     hypers = _hypers()
@@ -66,7 +72,9 @@ def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
         jax.random.split(key, 30000), counts, fixed_beta, hypers
     )
     conc = counts + hypers.alpha * fixed_beta + hypers.kappa * jnp.eye(3)
-    np.testing.assert_allclose(pis.mean(0), conc / conc.sum(1, keepdims=True), atol=0.005)
+    np.testing.assert_allclose(
+        pis.mean(0), conc / conc.sum(1, keepdims=True), atol=0.005
+    )
 
 
 def test_resample_transitions_recovers_sticky_matrix(key):

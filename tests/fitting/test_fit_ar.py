@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
-from moseq_xr.analysis import normalized_mutual_information
 
 import moseq_xr
+from moseq_xr.analysis import normalized_mutual_information
 from moseq_xr.fitting import api
 from moseq_xr.fitting.loop import FitStoppedWarning
 from moseq_xr.simulation import simulate
@@ -37,7 +37,9 @@ def test_ar_stage_recovers_true_syllables(fitted):
     root = fitted.to_dataset()
     assert _nmi(root) > 0.5
     truth = root["true_syllable"].values
-    runs = [np.diff(np.flatnonzero(np.diff(np.r_[-2, t[t >= 0], -2]))) for t in truth[:, 0]]
+    runs = [
+        np.diff(np.flatnonzero(np.diff(np.r_[-2, t[t >= 0], -2]))) for t in truth[:, 0]
+    ]
     true_median = np.median(np.concatenate(runs))
     fitted_median = fitted["trace"]["median_duration"].values[-1]
     assert true_median / 2 < fitted_median < true_median * 2
@@ -63,7 +65,10 @@ def test_result_tree_layout(fitted, simulated):
     assert trace.sizes["iteration"] == 40
     assert np.isfinite(trace["log_joint"]).all()
     assert trace["log_joint"].values[-5:].mean() > trace["log_joint"].values[0]
-    assert "provenance" in root.attrs and root.attrs["provenance"][-1]["operation"] == "moseq_xr.fit"
+    assert (
+        "provenance" in root.attrs
+        and root.attrs["provenance"][-1]["operation"] == "moseq_xr.fit"
+    )
 
 
 def test_syllables_relabelled_by_frequency(fitted):
@@ -87,7 +92,9 @@ def test_step_is_compiled_once(simulated):
 
 def test_fit_leaves_global_precision_alone(simulated):
     x64 = jax.config.jax_enable_x64
-    tree = api.fit(simulated.isel(recording=[1]), num_iters=2, precision="float32", **FIT_OPTIONS)
+    tree = api.fit(
+        simulated.isel(recording=[1]), num_iters=2, precision="float32", **FIT_OPTIONS
+    )
     assert jax.config.jax_enable_x64 == x64
     assert tree["model"]["Ab"].dtype == np.float32
     with pytest.raises(ValueError, match="precision"):
@@ -113,24 +120,41 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
 
 
 def test_resume_continues_exactly(simulated, tmp_path, monkeypatch):
-    complete = api.fit(simulated, num_iters=6, checkpoint=tmp_path / "a.zarr",
-                       checkpoint_every=2, **FIT_OPTIONS)
+    complete = api.fit(
+        simulated,
+        num_iters=6,
+        checkpoint=tmp_path / "a.zarr",
+        checkpoint_every=2,
+        **FIT_OPTIONS,
+    )
     _interrupt_after(monkeypatch, 3)
     with pytest.warns(FitStoppedWarning, match="interrupted"):
-        partial = api.fit(simulated, num_iters=6, checkpoint=tmp_path / "b.zarr",
-                          checkpoint_every=2, **FIT_OPTIONS)
+        partial = api.fit(
+            simulated,
+            num_iters=6,
+            checkpoint=tmp_path / "b.zarr",
+            checkpoint_every=2,
+            **FIT_OPTIONS,
+        )
     assert partial["model"].attrs["iterations"] == 3
     monkeypatch.undo()
     resumed = api.resume(tmp_path / "b.zarr")
     assert resumed["model"].attrs["iterations"] == 6
-    np.testing.assert_array_equal(resumed["syllable"].values, complete["syllable"].values)
+    np.testing.assert_array_equal(
+        resumed["syllable"].values, complete["syllable"].values
+    )
     for name in ("Ab", "Q", "pi", "betas"):
-        np.testing.assert_array_equal(resumed["model"][name].values, complete["model"][name].values)
-    np.testing.assert_array_equal(resumed["trace"]["log_joint"].values,
-                                  complete["trace"]["log_joint"].values)
+        np.testing.assert_array_equal(
+            resumed["model"][name].values, complete["model"][name].values
+        )
+    np.testing.assert_array_equal(
+        resumed["trace"]["log_joint"].values, complete["trace"]["log_joint"].values
+    )
     reopened = moseq_xr.open(tmp_path / "b.zarr")
     assert isinstance(reopened, xr.DataTree)
-    np.testing.assert_array_equal(reopened["syllable"].values, complete["syllable"].values)
+    np.testing.assert_array_equal(
+        reopened["syllable"].values, complete["syllable"].values
+    )
 
 
 def test_nan_sweep_is_discarded_and_named(simulated, monkeypatch):
@@ -160,8 +184,12 @@ def test_saved_tree_round_trips(fitted, tmp_path):
     path = moseq_xr.save(fitted, tmp_path / "fitted.zarr")
     reopened = moseq_xr.open(path)
     xr.testing.assert_identical(reopened.to_dataset().load(), fitted.to_dataset())
-    xr.testing.assert_identical(reopened["model"].to_dataset().load(), fitted["model"].to_dataset())
-    xr.testing.assert_identical(reopened["trace"].to_dataset().load(), fitted["trace"].to_dataset())
+    xr.testing.assert_identical(
+        reopened["model"].to_dataset().load(), fitted["model"].to_dataset()
+    )
+    xr.testing.assert_identical(
+        reopened["trace"].to_dataset().load(), fitted["trace"].to_dataset()
+    )
 
 
 def test_bad_options_are_refused(simulated):

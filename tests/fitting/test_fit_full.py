@@ -25,13 +25,16 @@ def ar_fit(simulated) -> xr.DataTree:
 
 @pytest.fixture(scope="module")
 def full_fit(simulated, ar_fit) -> xr.DataTree:
-    return api.fit(simulated, stage="full", num_iters=25, kappa=1e4, init=ar_fit, **OPTIONS)
+    return api.fit(
+        simulated, stage="full", num_iters=25, kappa=1e4, init=ar_fit, **OPTIONS
+    )
 
 
 def _nmi(tree: xr.DataTree) -> float:
     root = tree.to_dataset()
     return normalized_mutual_information(
-        root["syllable"].values, root["true_syllable"].transpose(*root["syllable"].dims).values
+        root["syllable"].values,
+        root["true_syllable"].transpose(*root["syllable"].dims).values,
     )
 
 
@@ -47,8 +50,12 @@ def test_full_stage_recovers_centroid_and_heading(full_fit):
     assert root["centroid"].dims == ("recording", "individual", "time", "space")
     error = root["centroid"] - root["true_centroid"].transpose(*root["centroid"].dims)
     rms = float(np.sqrt((error**2).sum("space").mean()))
-    assert rms < 10.0  # pixels, body length 60 (the model centroid is the mean keypoint)
-    heading_error = np.angle(np.exp(1j * (root["heading"] - root["true_heading"]).values))
+    assert (
+        rms < 10.0
+    )  # pixels, body length 60 (the model centroid is the mean keypoint)
+    heading_error = np.angle(
+        np.exp(1j * (root["heading"] - root["true_heading"]).values)
+    )
     finite = np.isfinite(heading_error)
     assert np.median(np.abs(heading_error[finite])) < 0.3  # radians
 
@@ -64,8 +71,14 @@ def test_full_trace_and_model(full_fit):
 
 
 def test_both_stages_in_one_call(simulated):
-    tree = api.fit(simulated.isel(recording=[0]), stage="both", num_iters=3, ar_iters=4,
-                   kappa=1e4, **OPTIONS)
+    tree = api.fit(
+        simulated.isel(recording=[0]),
+        stage="both",
+        num_iters=3,
+        ar_iters=4,
+        kappa=1e4,
+        **OPTIONS,
+    )
     stages = tree["trace"]["stage"].values.tolist()
     assert stages == ["ar"] * 4 + ["full"] * 3
     assert tree["model"].attrs["iterations"] == 7
@@ -74,7 +87,14 @@ def test_both_stages_in_one_call(simulated):
 
 def test_fix_heading_keeps_heading_at_zero(simulated):
     fixed = simulate(num_recordings=1, num_frames=1200, seed=3, fix_heading=True)
-    tree = api.fit(fixed, stage="both", num_iters=3, ar_iters=3, kappa=1e4, fix_heading=True,
-                   **OPTIONS)
+    tree = api.fit(
+        fixed,
+        stage="both",
+        num_iters=3,
+        ar_iters=3,
+        kappa=1e4,
+        fix_heading=True,
+        **OPTIONS,
+    )
     heading = tree.to_dataset()["heading"].values
     assert np.all(heading[np.isfinite(heading)] == 0.0)

@@ -18,9 +18,13 @@ def poses(rng) -> xr.Dataset:
     confidence = rng.uniform(size=(40, 3))
     ds = moseq_xr.from_arrays(
         {"mouse_a": position, "mouse_b": rng.normal(size=(25, 3, 2))},
-        keypoints=["nose", "neck", "tail"], fps=30.0, confidences={"mouse_a": confidence},
+        keypoints=["nose", "neck", "tail"],
+        fps=30.0,
+        confidences={"mouse_a": confidence},
     )
-    return ds.assign_attrs(skeleton=[["nose", "neck"], ["neck", "tail"]], space_unit="pixels")
+    return ds.assign_attrs(
+        skeleton=[["nose", "neck"], ["neck", "tail"]], space_unit="pixels"
+    )
 
 
 def test_round_trip_is_lossless(poses, tmp_path):
@@ -38,18 +42,27 @@ def test_round_trip_is_lossless(poses, tmp_path):
 
 def test_append_recordings(poses, rng, tmp_path):
     path = moseq_xr.save(poses, tmp_path / "project.zarr")
-    more = moseq_xr.from_arrays({"mouse_c": rng.normal(size=(60, 3, 2))},
-                                keypoints=["tail", "nose", "neck"], fps=30.0)
+    more = moseq_xr.from_arrays(
+        {"mouse_c": rng.normal(size=(60, 3, 2))},
+        keypoints=["tail", "nose", "neck"],
+        fps=30.0,
+    )
     moseq_xr.save(more, path, mode="a")
     back = moseq_xr.open(path).load()
     moseq_xr.validate(back, deep=True)
     assert back["recording"].values.tolist() == ["mouse_a", "mouse_b", "mouse_c"]
     assert back["n_frames"].values.tolist() == [40, 25, 60]
     stored = back["position"].sel(recording="mouse_c").isel(time=slice(0, 60))
-    expected = more["position"].sel(recording="mouse_c", keypoint=["nose", "neck", "tail"])
-    np.testing.assert_array_equal(stored.values, expected.values)  # reordered to the store's
-    xr.testing.assert_identical(back["position"].sel(recording="mouse_a").isel(time=slice(0, 40)),
-                                poses["position"].sel(recording="mouse_a"))
+    expected = more["position"].sel(
+        recording="mouse_c", keypoint=["nose", "neck", "tail"]
+    )
+    np.testing.assert_array_equal(
+        stored.values, expected.values
+    )  # reordered to the store's
+    xr.testing.assert_identical(
+        back["position"].sel(recording="mouse_a").isel(time=slice(0, 40)),
+        poses["position"].sel(recording="mouse_a"),
+    )
     assert back.attrs["provenance"][-1]["arguments"]["added"] == ["mouse_c"]
 
 
@@ -57,11 +70,14 @@ def test_append_refuses_clashes_and_mismatches(poses, rng, tmp_path):
     path = moseq_xr.save(poses, tmp_path / "project.zarr")
     with pytest.raises(StoreError, match=r"\['mouse_a'\] are already"):
         moseq_xr.save(poses.isel(recording=[0]), path, mode="a")
-    other = moseq_xr.from_arrays({"x": rng.normal(size=(5, 2, 2))}, keypoints=["a", "b"], fps=30)
+    other = moseq_xr.from_arrays(
+        {"x": rng.normal(size=(5, 2, 2))}, keypoints=["a", "b"], fps=30
+    )
     with pytest.raises(StoreError, match="keypoints"):
         moseq_xr.save(other, path, mode="a")
-    faster = moseq_xr.from_arrays({"y": rng.normal(size=(5, 3, 2))},
-                                  keypoints=["nose", "neck", "tail"], fps=60)
+    faster = moseq_xr.from_arrays(
+        {"y": rng.normal(size=(5, 3, 2))}, keypoints=["nose", "neck", "tail"], fps=60
+    )
     with pytest.raises(StoreError, match="fps"):
         moseq_xr.save(faster, path, mode="a")
 

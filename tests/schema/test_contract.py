@@ -15,14 +15,17 @@ from moseq_xr.exceptions import SchemaError
 from moseq_xr.schema import RecordingData, build_dataset, describe, json_schema
 from moseq_xr.schema import names as N
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "pose_dataset.schema.json"
+SCHEMA_FILE = (
+    Path(__file__).resolve().parents[2] / "schemas" / "pose_dataset.schema.json"
+)
 
 
 @pytest.fixture
 def ds(rng) -> xr.Dataset:
     return moseq_xr.from_arrays(
         {"a": rng.normal(size=(20, 3, 2)), "b": rng.normal(size=(12, 3, 2))},
-        keypoints=["nose", "neck", "tail"], fps=25.0,
+        keypoints=["nose", "neck", "tail"],
+        fps=25.0,
     )
 
 
@@ -48,7 +51,12 @@ def test_dims_order_and_padding(ds):
     assert ds["position"].sel(recording="b").isel(time=slice(12, None)).isnull().all()
     np.testing.assert_allclose(ds["time"].values, np.arange(20) / 25.0)
     assert bool(ds["confidence_filled"].all())
-    assert ds.sel(recording="a").position.dims == ("time", "space", "keypoint", "individual")
+    assert ds.sel(recording="a").position.dims == (
+        "time",
+        "space",
+        "keypoint",
+        "individual",
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,17 +86,22 @@ def test_missing_fps_is_an_error_not_1hz(rng):
 
 def test_gaps_in_frame_index_become_nan_rows(rng):
     position = rng.normal(size=(3, 2, 2, 1))
-    record = RecordingData("r", position, ["a", "b"], ["m"], frame=np.array([0, 2, 5]), fps=10)
+    record = RecordingData(
+        "r", position, ["a", "b"], ["m"], frame=np.array([0, 2, 5]), fps=10
+    )
     ds = build_dataset([record])
     assert ds.sizes["time"] == 6
     assert ds["position"].isel(recording=0, time=[1, 3, 4]).isnull().all()
-    np.testing.assert_array_equal(ds["position"].isel(recording=0, time=5, individual=0),
-                                  position[2, :, :, 0])
+    np.testing.assert_array_equal(
+        ds["position"].isel(recording=0, time=5, individual=0), position[2, :, :, 0]
+    )
 
 
 def test_individuals_are_united_across_recordings(rng):
     one = RecordingData("r1", rng.normal(size=(4, 2, 2, 1)), ["a", "b"], ["m1"], fps=10)
-    two = RecordingData("r2", rng.normal(size=(4, 2, 2, 2)), ["b", "a"], ["m2", "m1"], fps=10)
+    two = RecordingData(
+        "r2", rng.normal(size=(4, 2, 2, 2)), ["b", "a"], ["m2", "m1"], fps=10
+    )
     ds = build_dataset([one, two])
     assert ds["individual"].values.tolist() == ["m1", "m2"]
     assert ds["position"].sel(recording="r1", individual="m2").isnull().all()
@@ -99,18 +112,34 @@ def test_individuals_are_united_across_recordings(rng):
 
 
 def test_differing_keypoints_need_a_selection(rng):
-    one = RecordingData("r1", rng.normal(size=(4, 2, 2, 1)), ["a", "b"], ["m"], fps=10,
-                        source_file="one.h5")
-    two = RecordingData("r2", rng.normal(size=(4, 2, 3, 1)), ["a", "b", "c"], ["m"], fps=10,
-                        source_file="two.h5")
-    with pytest.raises(moseq_xr.exceptions.LoaderError, match="two.h5.*keypoints differ"):
+    one = RecordingData(
+        "r1",
+        rng.normal(size=(4, 2, 2, 1)),
+        ["a", "b"],
+        ["m"],
+        fps=10,
+        source_file="one.h5",
+    )
+    two = RecordingData(
+        "r2",
+        rng.normal(size=(4, 2, 3, 1)),
+        ["a", "b", "c"],
+        ["m"],
+        fps=10,
+        source_file="two.h5",
+    )
+    with pytest.raises(
+        moseq_xr.exceptions.LoaderError, match="two.h5.*keypoints differ"
+    ):
         build_dataset([one, two])
     ds = build_dataset([one, two], keypoints=["b", "a"])
     assert ds["keypoint"].values.tolist() == ["b", "a"]
 
 
 def test_fps_override_warns_on_disagreement(rng):
-    record = RecordingData("r", rng.normal(size=(4, 2, 2, 1)), ["a", "b"], ["m"], fps=30)
+    record = RecordingData(
+        "r", rng.normal(size=(4, 2, 2, 1)), ["a", "b"], ["m"], fps=30
+    )
     with pytest.warns(moseq_xr.exceptions.DataQualityWarning, match="fps=25"):
         ds = build_dataset([record], fps=25)
     assert ds.attrs["fps"] == 25.0
@@ -126,5 +155,7 @@ def test_import_changes_no_global_state():
         "assert warnings.filters == before, 'filters changed'; "
         "assert 'jax' not in sys.modules, 'jax imported'; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "ok"

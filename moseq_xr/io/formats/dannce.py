@@ -28,7 +28,6 @@ tuned for those do not apply.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from moseq_xr.exceptions import DataQualityWarning, LoaderError
+from moseq_xr.exceptions import LoaderError
+from moseq_xr.io.formats._names import resolve_keypoint_names
 from moseq_xr.io.registry import register_loader
 from moseq_xr.schema import RecordingData
 from moseq_xr.schema.names import DEFAULT_INDIVIDUAL
@@ -129,37 +129,16 @@ def _marker_names(
     skeleton_file: str | Path | None,
 ) -> tuple[list[str], list[tuple[str, str]] | None]:
     """Keypoint names and skeleton edges from the options (see module doc)."""
-    skeleton_names, edges = None, None
-    if skeleton_file is not None:
-        skeleton_names, edges = read_dannce_skeleton(skeleton_file)
-        if len(skeleton_names) != n_markers:
-            raise LoaderError(
-                path,
-                f"{n_markers} markers but skeleton {skeleton_file} has "
-                f"{len(skeleton_names)} joint_names",
-            )
-    if keypoint_names is not None:
-        if isinstance(keypoint_names, str) or len(keypoint_names) != n_markers:
-            raise LoaderError(
-                path,
-                f"keypoint_names must be a list of {n_markers} names, "
-                f"got {keypoint_names!r}",
-            )
-        names = [str(name) for name in keypoint_names]
-        if skeleton_names is not None:  # same joints, renamed: map edges by index
-            index = {old: i for i, old in enumerate(skeleton_names)}
-            edges = [(names[index[a]], names[index[b]]) for a, b in edges or []]
-        return names, edges
-    if skeleton_names is not None:
-        return skeleton_names, edges
-    warnings.warn(
-        f"{path}: DANNCE files do not name their markers; using keypoint_0..."
-        f"keypoint_{n_markers - 1}. Pass keypoint_names=[...] or "
+    skeleton = None if skeleton_file is None else read_dannce_skeleton(skeleton_file)
+    count = n_markers
+    return resolve_keypoint_names(
+        path,
+        count,
+        keypoint_names,
+        skeleton,
+        "DANNCE files do not name their markers",
         "skeleton_file='<skeleton>.mat'",
-        DataQualityWarning,
-        stacklevel=4,
     )
-    return [f"keypoint_{i}" for i in range(n_markers)], None
 
 
 def _position(path: Path, pred: np.ndarray) -> np.ndarray:

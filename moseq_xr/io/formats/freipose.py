@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from moseq_xr.exceptions import DataQualityWarning, LoaderError
+from moseq_xr.io.formats._names import resolve_keypoint_names
 from moseq_xr.io.registry import register_loader
 from moseq_xr.schema import RecordingData
 from moseq_xr.schema.names import DEFAULT_INDIVIDUAL
@@ -173,37 +174,16 @@ def _keypoint_names(
     skeleton_file: str | Path | None,
 ) -> tuple[list[str], list[tuple[str, str]] | None]:
     """Keypoint names and skeleton edges from the options (see module doc)."""
-    skeleton_names, edges = None, None
-    if skeleton_file is not None:
-        skeleton_names, edges = read_freipose_skeleton(skeleton_file)
-        if len(skeleton_names) != n_keypoints:
-            raise LoaderError(
-                path,
-                f"{n_keypoints} keypoints but skeleton {skeleton_file} names "
-                f"{len(skeleton_names)}",
-            )
-    if keypoint_names is not None:
-        if isinstance(keypoint_names, str) or len(keypoint_names) != n_keypoints:
-            raise LoaderError(
-                path,
-                f"keypoint_names must be a list of {n_keypoints} names, "
-                f"got {keypoint_names!r}",
-            )
-        names = [str(name) for name in keypoint_names]
-        if skeleton_names is not None:  # same keypoints, renamed: map edges by index
-            index = {old: i for i, old in enumerate(skeleton_names)}
-            edges = [(names[index[a]], names[index[b]]) for a, b in edges or []]
-        return names, edges
-    if skeleton_names is not None:
-        return skeleton_names, edges
-    warnings.warn(
-        f"{path}: FreiPose predictions do not name their keypoints; using "
-        f"keypoint_0...keypoint_{n_keypoints - 1}. Pass keypoint_names=[...] or "
+    skeleton = None if skeleton_file is None else read_freipose_skeleton(skeleton_file)
+    count = n_keypoints
+    return resolve_keypoint_names(
+        path,
+        count,
+        keypoint_names,
+        skeleton,
+        "FreiPose predictions do not name their keypoints",
         "skeleton_file='skel_<animal>.cfg.json'",
-        DataQualityWarning,
-        stacklevel=4,
     )
-    return [f"keypoint_{i}" for i in range(n_keypoints)], None
 
 
 def _frame_array(
