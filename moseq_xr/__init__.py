@@ -21,6 +21,7 @@ from moseq_xr.qc import qc as qc
 from moseq_xr.schema import validate
 
 _LAZY = {
+    "apply": "moseq_xr.fitting.apply",
     "fit": "moseq_xr.fitting.api",
     "resume": "moseq_xr.fitting.api",
     "simulate": "moseq_xr.simulation",
@@ -38,6 +39,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__",
+    "apply",
     "detect_source",
     "fit",
     "from_arrays",

@@ -49,6 +49,12 @@ class MoseqAccessor:
 
         return fit(self._obj, stage=stage, num_iters=num_iters, **options)
 
+    def apply(self, fitted: xr.DataTree, num_iters: int = 50, **options: Any) -> xr.Dataset:
+        """Label these data with a fitted model (see :func:`moseq_xr.apply`)."""
+        from moseq_xr.fitting.apply import apply
+
+        return apply(self._obj, fitted, num_iters=num_iters, **options)
+
     def to_dataframe(self, smooth_heading: bool = False) -> Any:
         """One row per frame (see :func:`moseq_xr.analysis.to_dataframe`)."""
         from moseq_xr.analysis import to_dataframe

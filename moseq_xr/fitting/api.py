@@ -247,6 +247,10 @@ class _Run:
             self.state = chain.state
             total += chain.iteration
             if chain.stop_reason is not None or self.phase + 1 == len(self.phases):
+                from moseq_xr.fitting.apply import frame_log_likelihood_reference
+
+                self.reference = frame_log_likelihood_reference(
+                    chain.state, self.data, self.config)
                 return chain._replace(iteration=total)
             self._enter_phase(self.phase + 1)
             self.start = 0
@@ -304,6 +308,7 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
         },
         "prepare": run.options,
         "fit": run.fit_args,
+        "frame_log_likelihood": getattr(run, "reference", {}),
     }
     model = model_dataset(params, order, list(index["keypoints"]), attrs)
     trace = trace_dataset(chain.trace, {"fps": index["fps"]})

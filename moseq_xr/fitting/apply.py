@@ -1,0 +1,183 @@
+"""Applying a fitted model to new data: :func:`apply`.
+
+The same Gibbs sweep as fitting runs with the parameters frozen
+(``ModelConfig.resample_params=False``): syllables (and, for a full-stage model,
+pose latents, heading, centroid and noise scales) are resampled for the new
+data. The fitted labels are kept (the model's parameters are already
+relabelled by frequency), so syllable 3 means the same movement in the fit and
+in every application. After the last sweep the exact posterior probability of
+every syllable is computed per frame (forward-backward given the final pose
+trajectories), so users can see where the model is unsure, and frames that no
+syllable explains well are flagged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from moseq_xr._provenance import with_provenance
+from moseq_xr.core import model as core
+from moseq_xr.core.autoregression import ar_log_likelihoods
+from moseq_xr.core.hmm import smoother_marginals
+from moseq_xr.core.keypoint_slds import init_noise_scales
+from moseq_xr.core.keypoints import embed, to_egocentric
+from moseq_xr.exceptions import FitError
+from moseq_xr.fitting.bridge import Segments, from_segments
+from moseq_xr.fitting.loop import run_chain
+from moseq_xr.fitting.prepare import PrepareOptions, prepare
+from moseq_xr.fitting.results import frame_syllables
+from moseq_xr.schema import names as N
+
+
+def _model_parts(fitted: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset, dict[str, Any]]:
+    if not isinstance(fitted, xr.DataTree) or not {"model", "pca"} <= set(fitted.children):
+        raise FitError("apply() needs the tree returned by fit (with /model and /pca groups)")
+    model = fitted["model"].to_dataset()
+    return model, fitted["pca"].to_dataset(), dict(model.attrs)
+
+
+def _frozen_state(key, params: core.Params, data: core.ModelData, centroid, heading,
+                  hypers: core.Hypers, config: core.ModelConfig) -> core.ModelState:
+    """Fitted parameters; latents projected with the fitted emission; z sampled."""
+    dtype = data.Y.dtype
+    v, h = jnp.asarray(centroid, dtype), jnp.asarray(heading, dtype)
+    flat = embed(to_egocentric(data.Y, v, h))
+    x = (flat - params.Cd[:, -1]) @ jnp.linalg.pinv(params.Cd[:, :-1]).T
+    key_noise, key_z = jax.random.split(key)
+    s = init_noise_scales(key_noise, data.Y, x, v, h, params.Cd, data.noise_prior,
+                          hypers.obs.nu_s)
+    zmask = core.state_mask(data.mask, config.nlags)
+    log_lik = ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+    z, _ = core.sample_syllables(key_z, jnp.log(params.pi), log_lik, False)
+    return core.ModelState(params, core.Latents(z=z, x=x, v=v, h=h, s=s))
+
+
+def _hypers(attrs: dict[str, Any], config: core.ModelConfig, dtype) -> core.Hypers:
+    fit_args, hypers = attrs["fit"], attrs["hypers"]
+    return core.make_hypers(
+        config, alpha=hypers["trans"]["alpha"], gamma=hypers["trans"]["gamma"],
+        kappa=hypers["trans"]["kappa"], S_0_scale=fit_args["S_0_scale"],
+        K_0_scale=fit_args["K_0_scale"], nu_s=fit_args.get("nu_s", 5.0),
+        sigmasq_loc=fit_args.get("sigmasq_loc", 0.5), jitter=fit_args.get("jitter", 1e-3),
+        dtype=dtype)
+
+
+def frame_log_likelihood_reference(
+    state: core.ModelState, data: core.ModelData, config: core.ModelConfig
+) -> dict[str, float]:
+    """Quantiles of the best per-frame AR log-likelihood on the fitted data.
+
+    Stored with the model so that :func:`apply` can flag frames explained worse
+    than 99 % of the training frames.
+    """
+    _, best = jax.jit(_posterior, static_argnames="config")(state, data, config=config)
+    zmask = np.asarray(core.state_mask(data.mask, config.nlags)) > 0
+    values = np.asarray(best)[zmask]
+    return {"q01": float(np.quantile(values, 0.01)), "median": float(np.median(values))}
+
+
+def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[Any, Any]:
+    """Per-frame syllable marginals and best AR log-likelihood (rows, T-L, ...)."""
+    zmask = core.state_mask(data.mask, config.nlags)
+    log_lik = ar_log_likelihoods(state.latents.x, state.params.Ab, state.params.Q,
+                                 config.nlags) * zmask[..., None]
+    marginals = jax.vmap(smoother_marginals, in_axes=(None, 0))(jnp.log(state.params.pi),
+                                                                log_lik)
+    return marginals, log_lik.max(-1)
+
+
+def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
+    pad = np.full((values.shape[0], nlags, *values.shape[2:]), fill, values.dtype)
+    return np.concatenate([pad, values], axis=1)
+
+
+def _result_variables(state, marginals, best, segments: Segments, config, attrs) -> dict:
+    nlags = config.nlags
+    probability = from_segments(_front_pad(np.asarray(marginals), nlags, np.nan), segments,
+                                (N.SYLLABLE_ID,))
+    best_ll = from_segments(_front_pad(np.asarray(best), nlags, np.nan), segments)
+    reference = attrs.get("frame_log_likelihood", {})
+    variables = {
+        "syllable": frame_syllables(np.asarray(state.latents.z), nlags, segments),
+        "syllable_probability": probability,
+        "max_syllable_probability": probability.max(N.SYLLABLE_ID),
+    }
+    if reference:
+        spread = max(reference["median"] - reference["q01"], 1e-12)
+        score = (reference["median"] - best_ll) / spread
+        variables["ood_score"] = score
+        variables["out_of_distribution"] = (score > 1.0).where(np.isfinite(score), False)
+    if config.stage == "full":
+        from moseq_xr.fitting.api import _continuous_results
+
+        variables.update(_continuous_results(state.latents, segments))
+    return variables
+
+
+def apply(
+    ds: xr.Dataset,
+    fitted: xr.DataTree,
+    num_iters: int = 50,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    precision: str | None = None,
+) -> xr.Dataset:
+    """Label new data with a fitted model (parameters frozen).
+
+    Parameters
+    ----------
+    ds
+        A pose Dataset with the model's keypoints.
+    fitted
+        The tree returned by :func:`moseq_xr.fit`.
+    num_iters
+        Sweeps of the latent variables.
+    seed
+        Seed of the sweeps.
+    progress
+        Show a progress bar.
+    precision
+        Default: the precision the model was fitted in.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` plus ``syllable`` (the fitted labels), ``syllable_probability``
+        (over ``syllable_id``), ``max_syllable_probability``, ``ood_score``
+        and ``out_of_distribution`` (frames whose best syllable explains them
+        worse than 99 % of the training frames), and for a full-stage model
+        ``centroid``, ``heading`` and ``latent_state``.
+    """
+    from moseq_xr.fitting.api import KEY_IMPL, _model_data, precision_scope
+
+    model, pca, attrs = _model_parts(fitted)
+    config = core.ModelConfig(**{**attrs["config"], "resample_params": False})
+    prepared = prepare(ds, PrepareOptions(**attrs["prepare"]), pca)
+    with precision_scope(precision or attrs["precision"]):
+        dtype = jnp.result_type(float)
+        hypers = _hypers(attrs, config, dtype)
+        data = _model_data(prepared, dtype)
+        key = jax.random.key(seed, impl=KEY_IMPL)
+        params = core.Params(**{name: jnp.asarray(model[name].values, dtype)
+                                for name in core.Params._fields})
+        state = jax.jit(_frozen_state, static_argnames="config")(
+            jax.random.fold_in(key, 2**31 - 1), params, data, prepared.centroid,
+            prepared.heading, hypers, config=config)
+        step = jax.jit(core.step, static_argnames="config")
+        chain = run_chain(lambda k, s: step(k, s, data, hypers, config=config), state, key, 0,
+                          num_iters, fps=prepared.segments.fps, progress=progress,
+                          precision=precision or attrs["precision"])
+        marginals, best = jax.jit(_posterior, static_argnames="config")(
+            chain.state, data, config=config)
+    variables = _result_variables(chain.state, marginals, best, prepared.segments, config, attrs)
+    out = ds.assign({name: xr.Variable(da.dims, da.values, da.attrs)
+                     for name, da in variables.items()})
+    out.attrs = with_provenance(ds.attrs, "moseq_xr.apply",
+                                {"num_iters": num_iters, "seed": seed, "model_stage": config.stage})
+    return out

@@ -1,0 +1,65 @@
+"""Applying a fitted model to new data with the parameters frozen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import moseq_xr
+from moseq_xr.analysis import normalized_mutual_information
+from moseq_xr.exceptions import FitError
+from moseq_xr.fitting import api
+
+OPTIONS = dict(latent_dim=4, num_states=20, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data() -> xr.Dataset:
+    return moseq_xr.simulate(num_recordings=3, num_frames=2500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> xr.DataTree:
+    return api.fit(data.isel(recording=[0, 1]), num_iters=40, kappa=1e4, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def applied(data, fitted) -> xr.Dataset:
+    return data.isel(recording=[2]).moseq.apply(fitted, num_iters=10, progress=False)
+
+
+def test_apply_labels_new_data_with_the_fitted_syllables(applied, fitted):
+    truth = applied["true_syllable"].transpose(*applied["syllable"].dims).values
+    assert normalized_mutual_information(applied["syllable"].values, truth) > 0.45
+    fitted_labels = set(np.unique(fitted["syllable"].values)) - {-1}
+    applied_labels = set(np.unique(applied["syllable"].values)) - {-1}
+    assert applied_labels <= set(range(20))
+    assert len(applied_labels & fitted_labels) >= len(applied_labels) - 2
+
+
+def test_apply_reports_probabilities_and_ood(applied):
+    probability = applied["syllable_probability"]
+    assert probability.dims == ("recording", "individual", "time", "syllable_id")
+    real = applied["syllable"].values >= 0
+    np.testing.assert_allclose(probability.sum("syllable_id").values[real], 1.0, rtol=1e-9)
+    assert (applied["max_syllable_probability"].values[real] > 0).all()
+    flagged = applied["out_of_distribution"].values[real].mean()
+    assert flagged < 0.1  # data from the same model: few frames unexplained
+    moseq_xr.validate(applied)
+
+
+def test_apply_flags_out_of_distribution_frames(data, fitted):
+    odd = data.isel(recording=[2]).copy(deep=True)
+    position = odd["position"].values
+    rng = np.random.default_rng(0)
+    position[0, 1000:1300] += rng.normal(scale=25.0, size=position[0, 1000:1300].shape)
+    odd["position"] = (odd["position"].dims, position)
+    applied = odd.moseq.apply(fitted, num_iters=5, progress=False)
+    flags = applied["out_of_distribution"].values[0, 0]
+    assert flags[1010:1290].mean() > 3 * flags[:900].mean()
+
+
+def test_apply_refuses_what_is_not_a_fit(data):
+    with pytest.raises(FitError, match="tree returned by fit"):
+        data.moseq.apply(data, num_iters=1)
