@@ -460,7 +460,9 @@ def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
 
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store (.zarr) holding the pose data")
-    parser.add_argument("--stage", default="ar", help="model stage (default: ar)")
+    parser.add_argument("--stage", default="ar", choices=("ar", "full", "both"),
+                        help="model stage (default: ar)")
+    parser.add_argument("--ar-iters", type=int, default=50, help="AR sweeps of --stage both")
     parser.add_argument("--num-iters", type=int, default=50, help="Gibbs sweeps")
     parser.add_argument("--kappa", type=float, default=1e6, help="stickiness")
     parser.add_argument("--latent-dim", type=int, help="pose latent dimension")
@@ -540,6 +542,38 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="project store with the pose data to label")
+    parser.add_argument("--model", required=True, help="project store of a fitted model")
+    parser.add_argument("-o", "--output", required=True, help="project store to write")
+    parser.add_argument("--num-iters", type=int, default=50, help="sweeps of the latents")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sweeps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_apply(args: argparse.Namespace, console: Console) -> int:
+    """Label the pose data of a store with a fitted model; write the result."""
+    from moseq_xr.fitting.apply import apply
+    from moseq_xr.io.store import open as open_store
+    from moseq_xr.io.store import save
+
+    ds, _ = _open_project(args.store)
+    fitted = open_store(args.model)
+    if not isinstance(fitted, xr.DataTree) or "model" not in fitted.children:
+        raise ValueError(f"{args.model}: holds no fitted model (run 'moseq-xr fit' first)")
+    if Path(args.output).exists() and Path(args.output).resolve() != Path(args.store).resolve():
+        raise ValueError(f"{args.output}: already exists")
+    labelled = apply(ds.drop_vars([v for v in N.RESULT_VARS if v in ds]), fitted,
+                     num_iters=args.num_iters, seed=args.seed, progress=not args.no_progress)
+    save(labelled.load(), args.output)
+    syllable = labelled["syllable"].values
+    unsure = float(np.nanmean(labelled["max_syllable_probability"].values[syllable >= 0] < 0.5))
+    console.print(Text(f"Labelled {labelled.sizes[N.RECORDING]} recording(s); "
+                       f"{unsure:.1%} of frames with no syllable above 50 % probability; "
+                       f"wrote {args.output}"))
+    return 0
+
+
 def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store with an interrupted fit")
     parser.add_argument("--num-iters", type=int, help="new target number of sweeps")
@@ -592,6 +626,7 @@ COMMANDS: dict[str, Command] = {
         "fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit
     ),
     "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
+    "apply": Command("label a store with a fitted model", _add_apply_arguments, cmd_apply),
     "export-nwb": Command(
         "write one NWB file per recording (poses and model results)",
         lambda parser: _export_nwb()[0](parser),

@@ -63,3 +63,22 @@ def test_apply_flags_out_of_distribution_frames(data, fitted):
 def test_apply_refuses_what_is_not_a_fit(data):
     with pytest.raises(FitError, match="tree returned by fit"):
         data.moseq.apply(data, num_iters=1)
+
+
+def test_fit_and_apply_from_the_command_line(data, tmp_path, capsys):
+    from moseq_xr.cli import main
+
+    moseq_xr.save(data.isel(recording=[0]).drop_vars(
+        ["true_syllable", "true_latent_state", "true_centroid", "true_heading"]),
+        tmp_path / "train.zarr")
+    moseq_xr.save(data.isel(recording=[2]), tmp_path / "new.zarr")
+    assert main(["fit", str(tmp_path / "train.zarr"), "--num-iters", "3", "--num-states", "20",
+                 "--latent-dim", "4", "--kappa", "1e4", "--no-progress"]) == 0
+    assert main(["apply", str(tmp_path / "new.zarr"), "--model", str(tmp_path / "train.zarr"),
+                 "-o", str(tmp_path / "labelled.zarr"), "--num-iters", "2", "--no-progress"]) == 0
+    labelled = moseq_xr.open(tmp_path / "labelled.zarr")
+    assert labelled["syllable"].dims == ("recording", "individual", "time")
+    assert "syllable_probability" in labelled
+    assert main(["apply", str(tmp_path / "new.zarr"), "--model", str(tmp_path / "new.zarr"),
+                 "-o", str(tmp_path / "x.zarr")]) == 2
+    assert "holds no fitted model" in capsys.readouterr().err
