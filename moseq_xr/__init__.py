@@ -23,6 +23,7 @@ from moseq_xr.schema import validate
 _LAZY = {
     "apply": "moseq_xr.fitting.apply",
     "fit": "moseq_xr.fitting.api",
+    "kappa_scan": "moseq_xr.fitting.selection",
     "resume": "moseq_xr.fitting.api",
     "simulate": "moseq_xr.simulation",
 }
@@ -43,6 +44,7 @@ __all__ = [
     "detect_source",
     "fit",
     "from_arrays",
+    "kappa_scan",
     "load_poses",
     "open",
     "qc",

@@ -574,6 +574,34 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _add_kappa_scan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="project store holding the pose data")
+    parser.add_argument("--kappas", type=float, nargs="+", default=[1e3, 1e4, 1e5, 1e6, 1e7])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--num-iters", type=int, default=50, help="sweeps per chain")
+    parser.add_argument("--target-duration", type=float, default=0.4, help="seconds")
+    parser.add_argument("--stage", default="ar", choices=("ar", "full"))
+    parser.add_argument("--latent-dim", type=int, help="pose latent dimension")
+    parser.add_argument("--num-states", type=int, default=100, help="max syllables")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_kappa_scan(args: argparse.Namespace, console: Console) -> int:
+    """Run a kappa x seed scan and print the median durations."""
+    from moseq_xr.fitting.selection import kappa_scan
+
+    ds, _ = _open_project(args.store)
+    scan = kappa_scan(ds, args.kappas, args.seeds, args.num_iters, args.target_duration,
+                      stage=args.stage, latent_dim=args.latent_dim,
+                      num_states=args.num_states, progress=not args.no_progress)
+    rows = [(f"kappa {k:g}", f"{d:.3f} s") for k, d in
+            zip(scan["kappa"].values, scan["final_duration_s"].values, strict=True)]
+    rows.append(("best kappa", f"{scan.attrs['best_kappa']:g} "
+                 f"(target {args.target_duration:g} s)"))
+    console.print(_key_value_table(rows))
+    return 0
+
+
 def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store with an interrupted fit")
     parser.add_argument("--num-iters", type=int, help="new target number of sweeps")
@@ -627,6 +655,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
     "apply": Command("label a store with a fitted model", _add_apply_arguments, cmd_apply),
+    "kappa-scan": Command("median syllable duration for several kappas",
+                          _add_kappa_scan_arguments, cmd_kappa_scan),
     "export-nwb": Command(
         "write one NWB file per recording (poses and model results)",
         lambda parser: _export_nwb()[0](parser),

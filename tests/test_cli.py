@@ -45,6 +45,7 @@ def test_parser_has_every_command():
     parser = build_parser()
     assert set(COMMANDS) == {
         "load", "info", "qc", "doctor", "demo", "fit", "resume", "export-nwb", "apply",
+        "kappa-scan",
     }
     args = parser.parse_args(["--debug", "qc", "x.zarr", "--min-frames", "5"])
     assert args.debug and args.command == "qc" and args.min_frames == 5
