@@ -49,13 +49,17 @@ class MoseqAccessor:
 
         return fit(self._obj, stage=stage, num_iters=num_iters, **options)
 
-    def kappa_scan(self, kappas: Any = (1e3, 1e4, 1e5, 1e6, 1e7), **options: Any) -> xr.Dataset:
+    def kappa_scan(
+        self, kappas: Any = (1e3, 1e4, 1e5, 1e6, 1e7), **options: Any
+    ) -> xr.Dataset:
         """Vectorised kappa x seed scan (see :func:`moseq_xr.kappa_scan`)."""
         from moseq_xr.fitting.selection import kappa_scan
 
         return kappa_scan(self._obj, kappas, **options)
 
-    def apply(self, fitted: xr.DataTree, num_iters: int = 50, **options: Any) -> xr.Dataset:
+    def apply(
+        self, fitted: xr.DataTree, num_iters: int = 50, **options: Any
+    ) -> xr.Dataset:
         """Label these data with a fitted model (see :func:`moseq_xr.apply`)."""
         from moseq_xr.fitting.apply import apply
 

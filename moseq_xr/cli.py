@@ -460,9 +460,15 @@ def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
 
 def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store (.zarr) holding the pose data")
-    parser.add_argument("--stage", default="ar", choices=("ar", "full", "both"),
-                        help="model stage (default: ar)")
-    parser.add_argument("--ar-iters", type=int, default=50, help="AR sweeps of --stage both")
+    parser.add_argument(
+        "--stage",
+        default="ar",
+        choices=("ar", "full", "both"),
+        help="model stage (default: ar)",
+    )
+    parser.add_argument(
+        "--ar-iters", type=int, default=50, help="AR sweeps of --stage both"
+    )
     parser.add_argument("--num-iters", type=int, default=50, help="Gibbs sweeps")
     parser.add_argument("--kappa", type=float, default=1e6, help="stickiness")
     parser.add_argument("--latent-dim", type=int, help="pose latent dimension")
@@ -544,9 +550,13 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
 def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store with the pose data to label")
-    parser.add_argument("--model", required=True, help="project store of a fitted model")
+    parser.add_argument(
+        "--model", required=True, help="project store of a fitted model"
+    )
     parser.add_argument("-o", "--output", required=True, help="project store to write")
-    parser.add_argument("--num-iters", type=int, default=50, help="sweeps of the latents")
+    parser.add_argument(
+        "--num-iters", type=int, default=50, help="sweeps of the latents"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sweeps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -560,23 +570,41 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
     ds, _ = _open_project(args.store)
     fitted = open_store(args.model)
     if not isinstance(fitted, xr.DataTree) or "model" not in fitted.children:
-        raise ValueError(f"{args.model}: holds no fitted model (run 'moseq-xr fit' first)")
-    if Path(args.output).exists() and Path(args.output).resolve() != Path(args.store).resolve():
+        raise ValueError(
+            f"{args.model}: holds no fitted model (run 'moseq-xr fit' first)"
+        )
+    if (
+        Path(args.output).exists()
+        and Path(args.output).resolve() != Path(args.store).resolve()
+    ):
         raise ValueError(f"{args.output}: already exists")
-    labelled = apply(ds.drop_vars([v for v in N.RESULT_VARS if v in ds]), fitted,
-                     num_iters=args.num_iters, seed=args.seed, progress=not args.no_progress)
+    labelled = apply(
+        ds.drop_vars([v for v in N.RESULT_VARS if v in ds]),
+        fitted,
+        num_iters=args.num_iters,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     save(labelled.load(), args.output)
     syllable = labelled["syllable"].values
-    unsure = float(np.nanmean(labelled["max_syllable_probability"].values[syllable >= 0] < 0.5))
-    console.print(Text(f"Labelled {labelled.sizes[N.RECORDING]} recording(s); "
-                       f"{unsure:.1%} of frames with no syllable above 50 % probability; "
-                       f"wrote {args.output}"))
+    unsure = float(
+        np.nanmean(labelled["max_syllable_probability"].values[syllable >= 0] < 0.5)
+    )
+    console.print(
+        Text(
+            f"Labelled {labelled.sizes[N.RECORDING]} recording(s); "
+            f"{unsure:.1%} of frames with no syllable above 50 % probability; "
+            f"wrote {args.output}"
+        )
+    )
     return 0
 
 
 def _add_kappa_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store holding the pose data")
-    parser.add_argument("--kappas", type=float, nargs="+", default=[1e3, 1e4, 1e5, 1e6, 1e7])
+    parser.add_argument(
+        "--kappas", type=float, nargs="+", default=[1e3, 1e4, 1e5, 1e6, 1e7]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--num-iters", type=int, default=50, help="sweeps per chain")
     parser.add_argument("--target-duration", type=float, default=0.4, help="seconds")
@@ -591,13 +619,29 @@ def cmd_kappa_scan(args: argparse.Namespace, console: Console) -> int:
     from moseq_xr.fitting.selection import kappa_scan
 
     ds, _ = _open_project(args.store)
-    scan = kappa_scan(ds, args.kappas, args.seeds, args.num_iters, args.target_duration,
-                      stage=args.stage, latent_dim=args.latent_dim,
-                      num_states=args.num_states, progress=not args.no_progress)
-    rows = [(f"kappa {k:g}", f"{d:.3f} s") for k, d in
-            zip(scan["kappa"].values, scan["final_duration_s"].values, strict=True)]
-    rows.append(("best kappa", f"{scan.attrs['best_kappa']:g} "
-                 f"(target {args.target_duration:g} s)"))
+    scan = kappa_scan(
+        ds,
+        args.kappas,
+        args.seeds,
+        args.num_iters,
+        args.target_duration,
+        stage=args.stage,
+        latent_dim=args.latent_dim,
+        num_states=args.num_states,
+        progress=not args.no_progress,
+    )
+    rows = [
+        (f"kappa {k:g}", f"{d:.3f} s")
+        for k, d in zip(
+            scan["kappa"].values, scan["final_duration_s"].values, strict=True
+        )
+    ]
+    rows.append(
+        (
+            "best kappa",
+            f"{scan.attrs['best_kappa']:g} (target {args.target_duration:g} s)",
+        )
+    )
     console.print(_key_value_table(rows))
     return 0
 
@@ -654,9 +698,14 @@ COMMANDS: dict[str, Command] = {
         "fit keypoint-MoSeq to a project store", _add_fit_arguments, cmd_fit
     ),
     "resume": Command("continue an interrupted fit", _add_resume_arguments, cmd_resume),
-    "apply": Command("label a store with a fitted model", _add_apply_arguments, cmd_apply),
-    "kappa-scan": Command("median syllable duration for several kappas",
-                          _add_kappa_scan_arguments, cmd_kappa_scan),
+    "apply": Command(
+        "label a store with a fitted model", _add_apply_arguments, cmd_apply
+    ),
+    "kappa-scan": Command(
+        "median syllable duration for several kappas",
+        _add_kappa_scan_arguments,
+        cmd_kappa_scan,
+    ),
     "export-nwb": Command(
         "write one NWB file per recording (poses and model results)",
         lambda parser: _export_nwb()[0](parser),

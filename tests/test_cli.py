@@ -44,7 +44,15 @@ def _one_error_line(captured) -> str:
 def test_parser_has_every_command():
     parser = build_parser()
     assert set(COMMANDS) == {
-        "load", "info", "qc", "doctor", "demo", "fit", "resume", "export-nwb", "apply",
+        "load",
+        "info",
+        "qc",
+        "doctor",
+        "demo",
+        "fit",
+        "resume",
+        "export-nwb",
+        "apply",
         "kappa-scan",
     }
     args = parser.parse_args(["--debug", "qc", "x.zarr", "--min-frames", "5"])

@@ -6,7 +6,9 @@ import re
 import tomllib
 from pathlib import Path
 
-PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+PYPROJECT = tomllib.loads(
+    (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+)
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -21,7 +23,13 @@ def test_pitfall_20_no_dependency_that_cannot_share_an_environment():
     every = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         every.extend(extra)
-    forbidden = {"keypoint-moseq", "jax-moseq", "neuroconv", "ndx-depth-moseq", "movement"}
+    forbidden = {
+        "keypoint-moseq",
+        "jax-moseq",
+        "neuroconv",
+        "ndx-depth-moseq",
+        "movement",
+    }
     assert not (_names(every) & forbidden)
     assert "zarr>=3.0" in project["dependencies"]
 

@@ -184,9 +184,10 @@ def _joint_information(
     Ab, Q, J_new, h_new = inputs
     latent_dim = Q.shape[-1]
     chol_q = _cholesky(Q)
-    whitened = solve_triangular(chol_q, Ab, lower=True)  # L_Q^{-1} [A | b]
-    a_w, b_w = whitened[:, :-1], whitened[:, -1]
-    q_inv_sqrt = solve_triangular(chol_q, _eye(latent_dim, Q.dtype), lower=True)
+    rhs = jnp.concatenate([Ab, _eye(latent_dim, Q.dtype)], axis=1)
+    whitened = solve_triangular(chol_q, rhs, lower=True)  # L_Q^{-1} [A | b | I]
+    a_w, b_w = whitened[:, : Ab.shape[1] - 1], whitened[:, Ab.shape[1] - 1]
+    q_inv_sqrt = whitened[:, Ab.shape[1] :]
     cross = -a_w.T @ q_inv_sqrt
     joint = jnp.block(
         [
@@ -203,8 +204,11 @@ def _information_step(carry, inputs):
     joint, joint_linear = _joint_information(*carry, inputs)
     latent_dim = inputs[1].shape[-1]
     chol_old = _cholesky(joint[:latent_dim, :latent_dim])
-    coupling = solve_triangular(chol_old, joint[:latent_dim, latent_dim:], lower=True)
-    offset = solve_triangular(chol_old, joint_linear[:latent_dim], lower=True)
+    rhs = jnp.concatenate(
+        [joint[:latent_dim, latent_dim:], joint_linear[:latent_dim, None]], 1
+    )
+    solved = solve_triangular(chol_old, rhs, lower=True)
+    coupling, offset = solved[:, :-1], solved[:, -1]
     precision = symmetrize(joint[latent_dim:, latent_dim:] - coupling.T @ coupling)
     linear = joint_linear[latent_dim:] - coupling.T @ offset
     return (precision, linear), (chol_old, coupling, offset)
@@ -288,8 +292,9 @@ def sample_pose_latents_serial(
 def _gaussian_update(Q: jax.Array, J_new: jax.Array, h_new: jax.Array):
     """Combine a prior ``x ~ N(mu, Q)`` with the information ``(J_new, h_new)``.
 
-    Works in coordinates whitened by ``L_Q`` so that only ``I + L_Q^T J L_Q``
-    (eigenvalues >= 1) is factorised.
+    Works in coordinates whitened by ``L_Q`` so that only ``S = I + L_Q^T J L_Q``
+    (eigenvalues >= 1) is factorised. Both triangular inverses come from one
+    solve against ``blockdiag(L_Q, L_S)`` (see the module note on LAPACK calls).
 
     Returns
     -------
@@ -299,19 +304,21 @@ def _gaussian_update(Q: jax.Array, J_new: jax.Array, h_new: jax.Array):
         the prior mean is ``exp(-mu^T J_mu mu / 2 + mu^T h_mu)``.
     """
     size = Q.shape[-1]
-    eye = _eye(size, Q.dtype)
     chol_q = _cholesky(Q)
-    whitened_info = symmetrize(chol_q.T @ J_new @ chol_q)
+    whitened_info = symmetrize(chol_q.T @ J_new @ chol_q)  # Z
     chol_s = _cholesky(whitened_info, 1.0)
-    q_inv_sqrt = solve_triangular(chol_q, eye, lower=True)  # L_Q^{-1}
-    s_inv = cho_solve((chol_s, True), eye)
-    cov_factor = solve_triangular(chol_s, chol_q.T, lower=True)  # L_S^{-1} L_Q^T
-    cov = cov_factor.T @ cov_factor
-    gain = chol_q @ s_inv @ q_inv_sqrt
-    offset = chol_q @ s_inv @ (chol_q.T @ h_new)
-    absorbed = symmetrize(cho_solve((chol_s, True), whitened_info))  # S^{-1} Z
-    J_mu = symmetrize(q_inv_sqrt.T @ absorbed @ q_inv_sqrt)
-    h_mu = q_inv_sqrt.T @ s_inv @ (chol_q.T @ h_new)
+    zeros = jnp.zeros_like(chol_q)
+    factor = jnp.block([[chol_q, zeros], [zeros, chol_s]])
+    inverse = solve_triangular(factor, _eye(2 * size, Q.dtype), lower=True)
+    q_inv_sqrt, s_inv_sqrt = inverse[:size, :size], inverse[size:, size:]
+    s_inv = s_inv_sqrt.T @ s_inv_sqrt
+    cov_factor = s_inv_sqrt @ chol_q.T  # L_S^{-1} L_Q^T
+    cov = cov_factor.T @ cov_factor  # (Q^{-1} + J)^{-1}
+    gain = chol_q @ s_inv @ q_inv_sqrt  # cov Q^{-1}
+    offset = cov @ h_new
+    absorbed = symmetrize(s_inv @ whitened_info)  # S^{-1} Z, no cancellation
+    J_mu = symmetrize(q_inv_sqrt.T @ absorbed @ q_inv_sqrt)  # (Q + J^{-1})^{-1}
+    h_mu = gain.T @ h_new  # Q^{-1} cov h
     return gain, offset, cov, J_mu, h_mu
 
 
@@ -324,42 +331,39 @@ def _shift_matrix(nlags: int, latent_dim: int, dtype) -> jax.Array:
     )
 
 
-def _transition_element(Ab, Q, J_new, h_new, nlags):
+def _transition_element(Ab, update, nlags):
     """Build the filtering element ``(A, b, C, eta, J)`` of one transition."""
-    latent_dim = Q.shape[-1]
+    gain, offset, cov, J_mu, h_mu = update
+    latent_dim = cov.shape[-1]
     size = nlags * latent_dim
+    dtype = cov.dtype
     a_ar, b_ar = Ab[:, :-1], Ab[:, -1]
-    gain, offset, cov, J_mu, h_mu = _gaussian_update(Q, J_new, h_new)
     newest = slice(size - latent_dim, size)
-    A = _shift_matrix(nlags, latent_dim, Q.dtype).at[newest].set(gain @ a_ar)
-    b = jnp.zeros((size,), Q.dtype).at[newest].set(gain @ b_ar + offset)
-    C = jnp.zeros((size, size), Q.dtype).at[newest, newest].set(cov)
+    A = _shift_matrix(nlags, latent_dim, dtype).at[newest].set(gain @ a_ar)
+    b = jnp.zeros((size,), dtype).at[newest].set(gain @ b_ar + offset)
+    C = jnp.zeros((size, size), dtype).at[newest, newest].set(cov)
     eta = a_ar.T @ (h_mu - J_mu @ b_ar)
     J = symmetrize(a_ar.T @ J_mu @ a_ar)
     return A, b, C, eta, J
 
 
-def _initial_element(J_obs, h_obs, nlags):
+def _initial_element(offsets, covs):
     """Build the filtering element of ``xi_{L-1}``: its law given frames 0..L-1."""
-    latent_dim = h_obs.shape[-1]
-    dtype = h_obs.dtype
-    prior = PRIOR_VARIANCE * _eye(latent_dim, dtype)
-    _, offsets, covs, _, _ = jax.vmap(_gaussian_update, in_axes=(None, 0, 0))(
-        prior, J_obs[:nlags], h_obs[:nlags]
-    )
+    nlags, latent_dim = offsets.shape
     size = nlags * latent_dim
-    zeros = jnp.zeros((size, size), dtype)
-    return (
-        zeros,
-        offsets.reshape(-1),
-        _block_diagonal(covs),
-        jnp.zeros(size, dtype),
-        zeros,
-    )
+    zeros = jnp.zeros((size, size), offsets.dtype)
+    vector = jnp.zeros((size,), offsets.dtype)
+    return zeros, offsets.reshape(-1), _block_diagonal(covs), vector, zeros
 
 
 def _filter_combine(earlier, later):
-    """Associative operator of the parallel Kalman filter (batched over axis 0)."""
+    """Associative operator of the parallel Kalman filter (batched over axis 0).
+
+    Särkkä & García-Fernández's operator, rewritten with the push-through
+    identities ``(I + J2 C1)^{-1} J2 = J2 (I + C1 J2)^{-1}`` and
+    ``(I + J2 C1)^{-1} = I - J2 (I + C1 J2)^{-1} C1`` so that a single linear
+    solve serves all five outputs.
+    """
     A1, b1, C1, eta1, J1 = earlier
     A2, b2, C2, eta2, J2 = later
     size = A1.shape[-1]
@@ -372,25 +376,28 @@ def _filter_combine(earlier, later):
         solved[..., size],
         solved[..., size + 1 :],
     )
-    # (I + J2 C1)^{-1} = (I + C1 J2)^{-T}
-    shifted_eta = eta2 - (J2 @ b1[..., None])[..., 0]
-    rhs_t = jnp.concatenate([J2 @ A1, shifted_eta[..., None]], -1)
-    solved_t = jnp.linalg.solve(jnp.swapaxes(lhs, -1, -2), rhs_t)
     A1_t = jnp.swapaxes(A1, -1, -2)
+    eta = eta2 - (J2 @ solved_b[..., None])[..., 0]
     return (
         A2 @ solved_a,
         (A2 @ solved_b[..., None])[..., 0] + b2,
         symmetrize(A2 @ solved_c @ jnp.swapaxes(A2, -1, -2) + C2),
-        (A1_t @ solved_t[..., size:])[..., 0] + eta1,
-        symmetrize(A1_t @ solved_t[..., :size] + J1),
+        (A1_t @ eta[..., None])[..., 0] + eta1,
+        symmetrize(A1_t @ J2 @ solved_a + J1),
     )
 
 
 def _parallel_filter(J_obs, h_obs, Ab_t, Q_t, nlags):
     """Filter: means ``(T-L+1, M)`` and covariances of ``xi_{L-1}, ..., xi_{T-1}``."""
-    first = _initial_element(J_obs, h_obs, nlags)
-    rest = jax.vmap(_transition_element, in_axes=(0, 0, 0, 0, None))(
-        Ab_t, Q_t, J_obs[nlags:], h_obs[nlags:], nlags
+    latent_dim = h_obs.shape[-1]
+    prior = jnp.broadcast_to(
+        PRIOR_VARIANCE * _eye(latent_dim, h_obs.dtype), (nlags, latent_dim, latent_dim)
+    )
+    # one batched update for the L initial frames and the T-L transitions
+    updates = jax.vmap(_gaussian_update)(jnp.concatenate([prior, Q_t]), J_obs, h_obs)
+    first = _initial_element(updates[1][:nlags], updates[2][:nlags])
+    rest = jax.vmap(_transition_element, in_axes=(0, 0, None))(
+        Ab_t, tuple(u[nlags:] for u in updates), nlags
     )
     elements = jax.tree_util.tree_map(
         lambda head, tail: jnp.concatenate([head[None], tail]), first, rest

@@ -100,11 +100,16 @@ def _hypers_from_dict(values: dict[str, dict[str, Any]], dtype) -> core.Hypers:
 
 
 def _model_data(prepared: PreparedData, dtype) -> core.ModelData:
-    segments = prepared.segments
+    """Segments as device arrays; the noise prior from the confidences (ref. §1.6)."""
+    from moseq_xr.core.keypoint_slds import noise_prior_from_confidence
+
+    segments, options = prepared.segments, prepared.options
     return core.ModelData(
         Y=jnp.asarray(segments.Y, dtype),
         mask=jnp.asarray(segments.mask, dtype),
-        noise_prior=jnp.asarray(prepared.noise_prior, dtype),
+        noise_prior=noise_prior_from_confidence(
+            jnp.asarray(segments.conf, dtype), options.slope, options.intercept
+        ),
     )
 
 
@@ -250,7 +255,8 @@ class _Run:
                 from moseq_xr.fitting.apply import frame_log_likelihood_reference
 
                 self.reference = frame_log_likelihood_reference(
-                    chain.state, self.data, self.config)
+                    chain.state, self.data, self.config
+                )
                 return chain._replace(iteration=total)
             self._enter_phase(self.phase + 1)
             self.start = 0

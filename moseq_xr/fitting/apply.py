@@ -35,24 +35,38 @@ from moseq_xr.schema import names as N
 
 
 def _model_parts(fitted: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset, dict[str, Any]]:
-    if not isinstance(fitted, xr.DataTree) or not {"model", "pca"} <= set(fitted.children):
-        raise FitError("apply() needs the tree returned by fit (with /model and /pca groups)")
+    if not isinstance(fitted, xr.DataTree) or not {"model", "pca"} <= set(
+        fitted.children
+    ):
+        raise FitError(
+            "apply() needs the tree returned by fit (with /model and /pca groups)"
+        )
     model = fitted["model"].to_dataset()
     return model, fitted["pca"].to_dataset(), dict(model.attrs)
 
 
-def _frozen_state(key, params: core.Params, data: core.ModelData, centroid, heading,
-                  hypers: core.Hypers, config: core.ModelConfig) -> core.ModelState:
+def _frozen_state(
+    key,
+    params: core.Params,
+    data: core.ModelData,
+    centroid,
+    heading,
+    hypers: core.Hypers,
+    config: core.ModelConfig,
+) -> core.ModelState:
     """Fitted parameters; latents projected with the fitted emission; z sampled."""
     dtype = data.Y.dtype
     v, h = jnp.asarray(centroid, dtype), jnp.asarray(heading, dtype)
     flat = embed(to_egocentric(data.Y, v, h))
     x = (flat - params.Cd[:, -1]) @ jnp.linalg.pinv(params.Cd[:, :-1]).T
     key_noise, key_z = jax.random.split(key)
-    s = init_noise_scales(key_noise, data.Y, x, v, h, params.Cd, data.noise_prior,
-                          hypers.obs.nu_s)
+    s = init_noise_scales(
+        key_noise, data.Y, x, v, h, params.Cd, data.noise_prior, hypers.obs.nu_s
+    )
     zmask = core.state_mask(data.mask, config.nlags)
-    log_lik = ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+    log_lik = (
+        ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+    )
     z, _ = core.sample_syllables(key_z, jnp.log(params.pi), log_lik, False)
     return core.ModelState(params, core.Latents(z=z, x=x, v=v, h=h, s=s))
 
@@ -60,11 +74,17 @@ def _frozen_state(key, params: core.Params, data: core.ModelData, centroid, head
 def _hypers(attrs: dict[str, Any], config: core.ModelConfig, dtype) -> core.Hypers:
     fit_args, hypers = attrs["fit"], attrs["hypers"]
     return core.make_hypers(
-        config, alpha=hypers["trans"]["alpha"], gamma=hypers["trans"]["gamma"],
-        kappa=hypers["trans"]["kappa"], S_0_scale=fit_args["S_0_scale"],
-        K_0_scale=fit_args["K_0_scale"], nu_s=fit_args.get("nu_s", 5.0),
-        sigmasq_loc=fit_args.get("sigmasq_loc", 0.5), jitter=fit_args.get("jitter", 1e-3),
-        dtype=dtype)
+        config,
+        alpha=hypers["trans"]["alpha"],
+        gamma=hypers["trans"]["gamma"],
+        kappa=hypers["trans"]["kappa"],
+        S_0_scale=fit_args["S_0_scale"],
+        K_0_scale=fit_args["K_0_scale"],
+        nu_s=fit_args.get("nu_s", 5.0),
+        sigmasq_loc=fit_args.get("sigmasq_loc", 0.5),
+        jitter=fit_args.get("jitter", 1e-3),
+        dtype=dtype,
+    )
 
 
 def frame_log_likelihood_reference(
@@ -84,10 +104,15 @@ def frame_log_likelihood_reference(
 def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[Any, Any]:
     """Per-frame syllable marginals and best AR log-likelihood (rows, T-L, ...)."""
     zmask = core.state_mask(data.mask, config.nlags)
-    log_lik = ar_log_likelihoods(state.latents.x, state.params.Ab, state.params.Q,
-                                 config.nlags) * zmask[..., None]
-    marginals = jax.vmap(smoother_marginals, in_axes=(None, 0))(jnp.log(state.params.pi),
-                                                                log_lik)
+    log_lik = (
+        ar_log_likelihoods(
+            state.latents.x, state.params.Ab, state.params.Q, config.nlags
+        )
+        * zmask[..., None]
+    )
+    marginals = jax.vmap(smoother_marginals, in_axes=(None, 0))(
+        jnp.log(state.params.pi), log_lik
+    )
     return marginals, log_lik.max(-1)
 
 
@@ -96,10 +121,13 @@ def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
     return np.concatenate([pad, values], axis=1)
 
 
-def _result_variables(state, marginals, best, segments: Segments, config, attrs) -> dict:
+def _result_variables(
+    state, marginals, best, segments: Segments, config, attrs
+) -> dict:
     nlags = config.nlags
-    probability = from_segments(_front_pad(np.asarray(marginals), nlags, np.nan), segments,
-                                (N.SYLLABLE_ID,))
+    probability = from_segments(
+        _front_pad(np.asarray(marginals), nlags, np.nan), segments, (N.SYLLABLE_ID,)
+    )
     best_ll = from_segments(_front_pad(np.asarray(best), nlags, np.nan), segments)
     reference = attrs.get("frame_log_likelihood", {})
     variables = {
@@ -111,7 +139,9 @@ def _result_variables(state, marginals, best, segments: Segments, config, attrs)
         spread = max(reference["median"] - reference["q01"], 1e-12)
         score = (reference["median"] - best_ll) / spread
         variables["ood_score"] = score
-        variables["out_of_distribution"] = (score > 1.0).where(np.isfinite(score), False)
+        variables["out_of_distribution"] = (score > 1.0).where(
+            np.isfinite(score), False
+        )
     if config.stage == "full":
         from moseq_xr.fitting.api import _continuous_results
 
@@ -164,20 +194,47 @@ def apply(
         hypers = _hypers(attrs, config, dtype)
         data = _model_data(prepared, dtype)
         key = jax.random.key(seed, impl=KEY_IMPL)
-        params = core.Params(**{name: jnp.asarray(model[name].values, dtype)
-                                for name in core.Params._fields})
+        params = core.Params(
+            **{
+                name: jnp.asarray(model[name].values, dtype)
+                for name in core.Params._fields
+            }
+        )
         state = jax.jit(_frozen_state, static_argnames="config")(
-            jax.random.fold_in(key, 2**31 - 1), params, data, prepared.centroid,
-            prepared.heading, hypers, config=config)
+            jax.random.fold_in(key, 2**31 - 1),
+            params,
+            data,
+            prepared.centroid,
+            prepared.heading,
+            hypers,
+            config=config,
+        )
         step = jax.jit(core.step, static_argnames="config")
-        chain = run_chain(lambda k, s: step(k, s, data, hypers, config=config), state, key, 0,
-                          num_iters, fps=prepared.segments.fps, progress=progress,
-                          precision=precision or attrs["precision"])
+        chain = run_chain(
+            lambda k, s: step(k, s, data, hypers, config=config),
+            state,
+            key,
+            0,
+            num_iters,
+            fps=prepared.segments.fps,
+            progress=progress,
+            precision=precision or attrs["precision"],
+        )
         marginals, best = jax.jit(_posterior, static_argnames="config")(
-            chain.state, data, config=config)
-    variables = _result_variables(chain.state, marginals, best, prepared.segments, config, attrs)
-    out = ds.assign({name: xr.Variable(da.dims, da.values, da.attrs)
-                     for name, da in variables.items()})
-    out.attrs = with_provenance(ds.attrs, "moseq_xr.apply",
-                                {"num_iters": num_iters, "seed": seed, "model_stage": config.stage})
+            chain.state, data, config=config
+        )
+    variables = _result_variables(
+        chain.state, marginals, best, prepared.segments, config, attrs
+    )
+    out = ds.assign(
+        {
+            name: xr.Variable(da.dims, da.values, da.attrs)
+            for name, da in variables.items()
+        }
+    )
+    out.attrs = with_provenance(
+        ds.attrs,
+        "moseq_xr.apply",
+        {"num_iters": num_iters, "seed": seed, "model_stage": config.stage},
+    )
     return out

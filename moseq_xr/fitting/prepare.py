@@ -95,7 +95,6 @@ class PreparedData(NamedTuple):
     """Everything the model needs from the Dataset."""
 
     segments: Segments
-    noise_prior: np.ndarray
     centroid: np.ndarray
     heading: np.ndarray
     pca: xr.Dataset
@@ -136,13 +135,6 @@ def default_body_axis(keypoints: Sequence[str]) -> tuple[list[str], list[str]]:
             stacklevel=4,
         )
     return anterior, posterior
-
-
-def noise_prior_from_confidence(
-    confidence: np.ndarray, slope: float = -0.5, intercept: float = 0.25
-) -> np.ndarray:
-    """Prior noise scale ``s0 = 10^(2 (slope log10(conf + 1e-6) + intercept))``."""
-    return 10 ** (2 * (slope * np.log10(confidence + 1e-6) + intercept))
 
 
 def clean(ds: xr.Dataset, options: PrepareOptions) -> xr.Dataset:
@@ -209,9 +201,6 @@ def prepare(
     )
     return PreparedData(
         segments=segments,
-        noise_prior=noise_prior_from_confidence(
-            segments.conf, options.slope, options.intercept
-        ),
         centroid=segment_values(centroid, segments, (N.SPACE,)),
         heading=segment_values(heading, segments),
         pca=pca,

@@ -82,26 +82,40 @@ def kappa_scan(
         over ``kappa``; attrs ``best_kappa`` (final duration closest to the
         target) and ``target_duration``.
     """
-    from moseq_xr.fitting.api import KEY_IMPL, _initial_state, _model_data, precision_scope
+    from moseq_xr.fitting.api import (
+        KEY_IMPL,
+        _initial_state,
+        _model_data,
+        precision_scope,
+    )
 
     prepared = prepare(ds, PrepareOptions(**prepare_options))
     latent_dim = int(latent_dim or prepared.pca.attrs["suggested_latent_dim"])
-    config = core.ModelConfig(num_states=num_states, nlags=nlags, latent_dim=latent_dim,
-                              stage=stage)
+    config = core.ModelConfig(
+        num_states=num_states, nlags=nlags, latent_dim=latent_dim, stage=stage
+    )
     grid = [(float(k), int(s)) for k in kappas for s in seeds]
     with precision_scope(precision):
         dtype = jnp.result_type(float)
         data = _model_data(prepared, dtype)
         hypers = core.make_hypers(config, kappa=grid[0][0], dtype=dtype)
         keys = [jax.random.key(seed, impl=KEY_IMPL) for _, seed in grid]
-        states = [_initial_state(jax.random.fold_in(k, 2**31 - 1), prepared, data, hypers,
-                                 config) for k in keys]
+        states = [
+            _initial_state(
+                jax.random.fold_in(k, 2**31 - 1), prepared, data, hypers, config
+            )
+            for k in keys
+        ]
         state = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
         chain_hypers = _chain_hypers(hypers, np.array([k for k, _ in grid]))
-        step = jax.jit(jax.vmap(core.step, in_axes=(0, 0, None, _hypers_axes(hypers), None)),
-                       static_argnums=4)
+        step = jax.jit(
+            jax.vmap(core.step, in_axes=(0, 0, None, _hypers_axes(hypers), None)),
+            static_argnums=4,
+        )
         durations, log_joint = [], []
-        for iteration in tqdm(range(num_iters), disable=not progress, desc="kappa scan"):
+        for iteration in tqdm(
+            range(num_iters), disable=not progress, desc="kappa scan"
+        ):
             iteration_keys = jnp.stack([jax.random.fold_in(k, iteration) for k in keys])
             state, info = step(iteration_keys, state, data, chain_hypers, config)
             durations.append(np.asarray(info.median_duration))
@@ -115,16 +129,35 @@ def kappa_scan(
         {
             "median_duration": (("kappa", "seed", "iteration"), durations),
             "median_duration_s": (("kappa", "seed", "iteration"), durations / fps),
-            "log_joint": (("kappa", "seed", "iteration"),
-                          np.stack(log_joint, axis=-1).reshape(shape)),
+            "log_joint": (
+                ("kappa", "seed", "iteration"),
+                np.stack(log_joint, axis=-1).reshape(shape),
+            ),
             "final_duration_s": (("kappa",), final),
         },
-        coords={"kappa": np.asarray(kappas, float), "seed": np.asarray(seeds),
-                "iteration": np.arange(1, num_iters + 1)},
-        attrs={"best_kappa": best, "target_duration": target_duration, "stage": stage,
-               "fps": fps, "latent_dim": latent_dim, "num_states": num_states},
+        coords={
+            "kappa": np.asarray(kappas, float),
+            "seed": np.asarray(seeds),
+            "iteration": np.arange(1, num_iters + 1),
+        },
+        attrs={
+            "best_kappa": best,
+            "target_duration": target_duration,
+            "stage": stage,
+            "fps": fps,
+            "latent_dim": latent_dim,
+            "num_states": num_states,
+        },
     )
-    result.attrs = with_provenance(result.attrs, "moseq_xr.kappa_scan", {
-        "kappas": list(kappas), "seeds": list(seeds), "num_iters": num_iters,
-        "target_duration": target_duration, "stage": stage})
+    result.attrs = with_provenance(
+        result.attrs,
+        "moseq_xr.kappa_scan",
+        {
+            "kappas": list(kappas),
+            "seeds": list(seeds),
+            "num_iters": num_iters,
+            "target_duration": target_duration,
+            "stage": stage,
+        },
+    )
     return result

@@ -42,7 +42,9 @@ def test_apply_reports_probabilities_and_ood(applied):
     probability = applied["syllable_probability"]
     assert probability.dims == ("recording", "individual", "time", "syllable_id")
     real = applied["syllable"].values >= 0
-    np.testing.assert_allclose(probability.sum("syllable_id").values[real], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(
+        probability.sum("syllable_id").values[real], 1.0, rtol=1e-9
+    )
     assert (applied["max_syllable_probability"].values[real] > 0).all()
     flagged = applied["out_of_distribution"].values[real].mean()
     assert flagged < 0.1  # data from the same model: few frames unexplained
@@ -68,17 +70,61 @@ def test_apply_refuses_what_is_not_a_fit(data):
 def test_fit_and_apply_from_the_command_line(data, tmp_path, capsys):
     from moseq_xr.cli import main
 
-    moseq_xr.save(data.isel(recording=[0]).drop_vars(
-        ["true_syllable", "true_latent_state", "true_centroid", "true_heading"]),
-        tmp_path / "train.zarr")
+    moseq_xr.save(
+        data.isel(recording=[0]).drop_vars(
+            ["true_syllable", "true_latent_state", "true_centroid", "true_heading"]
+        ),
+        tmp_path / "train.zarr",
+    )
     moseq_xr.save(data.isel(recording=[2]), tmp_path / "new.zarr")
-    assert main(["fit", str(tmp_path / "train.zarr"), "--num-iters", "3", "--num-states", "20",
-                 "--latent-dim", "4", "--kappa", "1e4", "--no-progress"]) == 0
-    assert main(["apply", str(tmp_path / "new.zarr"), "--model", str(tmp_path / "train.zarr"),
-                 "-o", str(tmp_path / "labelled.zarr"), "--num-iters", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "train.zarr"),
+                "--num-iters",
+                "3",
+                "--num-states",
+                "20",
+                "--latent-dim",
+                "4",
+                "--kappa",
+                "1e4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "apply",
+                str(tmp_path / "new.zarr"),
+                "--model",
+                str(tmp_path / "train.zarr"),
+                "-o",
+                str(tmp_path / "labelled.zarr"),
+                "--num-iters",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     labelled = moseq_xr.open(tmp_path / "labelled.zarr")
     assert labelled["syllable"].dims == ("recording", "individual", "time")
     assert "syllable_probability" in labelled
-    assert main(["apply", str(tmp_path / "new.zarr"), "--model", str(tmp_path / "new.zarr"),
-                 "-o", str(tmp_path / "x.zarr")]) == 2
+    assert (
+        main(
+            [
+                "apply",
+                str(tmp_path / "new.zarr"),
+                "--model",
+                str(tmp_path / "new.zarr"),
+                "-o",
+                str(tmp_path / "x.zarr"),
+            ]
+        )
+        == 2
+    )
     assert "holds no fitted model" in capsys.readouterr().err

@@ -251,7 +251,10 @@ def test_skeleton_with_other_marker_count(
     path = _write_predictions(
         tmp_path / "pred.mat", rng.normal(size=(4, 3, 3)), rng.uniform(size=(4, 3))
     )
-    with pytest.raises(LoaderError, match=r"pred\.mat.*3 markers"):
+    with pytest.raises(
+        LoaderError,
+        match=r"pred\.mat.*3 keypoints in the file but the skeleton names 2",
+    ):
         moseq_xr.load_poses(path, fps=10, skeleton_file=skeleton)
 
 
