@@ -149,13 +149,19 @@ def init_ar_params(
 
 
 def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Matrix mapping ``[regressors; target]`` to every state's whitened residual."""
+    """Matrix mapping ``[regressors; target]`` to every state's whitened residual.
+
+    One batched triangular solve whitens ``[Ab | I]`` at once (two independent
+    batched solves side by side can deadlock jaxlib 0.10's CPU thread pool).
+    """
     num_states, dim, _ = Ab.shape
     chol = psd_cholesky(Q)
-    whitened_ab = jax.vmap(lambda c, ab: solve_triangular(c, ab, lower=True))(chol, Ab)
-    eye = jnp.eye(dim, dtype=Ab.dtype)
-    whitener = jax.vmap(lambda c: solve_triangular(c, eye, lower=True))(chol)
-    weights = jnp.concatenate([-whitened_ab, whitener], axis=-1)  # (S, P, R + P)
+    eye = jnp.broadcast_to(jnp.eye(dim, dtype=Ab.dtype), (num_states, dim, dim))
+    whitened = jax.vmap(lambda c, b: solve_triangular(c, b, lower=True))(
+        chol, jnp.concatenate([Ab, eye], axis=-1)
+    )
+    size = Ab.shape[-1]
+    weights = jnp.concatenate([-whitened[..., :size], whitened[..., size:]], axis=-1)
     log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
     return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
 

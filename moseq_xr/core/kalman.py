@@ -40,6 +40,13 @@ Two samplers draw from the same posterior:
 
 Both work in the dtype of their inputs and are jit- and vmap-compatible
 (the caller vmaps over rows).
+
+Note on LAPACK calls: with jaxlib 0.10 on CPU, two *independent* batched
+triangular solves or LU factorisations in one program can deadlock the XLA
+thread pool when their batches are large (seen with a few thousand small
+matrices on a 2-core machine). Independent solves are therefore merged into one
+call wherever they share a factor (e.g. ``solve_triangular(L, [A | b | I])``),
+and the parallel filter's operator needs a single solve.
 """
 
 from __future__ import annotations

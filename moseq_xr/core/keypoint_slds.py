@@ -19,7 +19,9 @@ Deliberate departures from keypoint-MoSeq (the reference):
   true data dimension D (2 or 3), not a hard-coded 3;
 * padding frames carry no observation at all (zero precision) instead of a
   large finite noise; their heading is drawn from its uniform prior;
-* every draw has its own key.
+* every draw has its own key;
+* the noise-scale prior in the log joint is the normalised density (the
+  reference drops a term that is constant given the confidences).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ MIN_CONCENTRATION = 1e-8
 
 def world_pose(
     x: jax.Array, v: jax.Array, h: jax.Array, Cd: jax.Array, num_keypoints: int
-):
+) -> jax.Array:
     """Compute the predicted keypoints ``R(h_t) Yhat_t + v_t``, ``(..., T, K, D)``."""
     pose = estimate_pose(x, Cd, num_keypoints)
     rotation = rotation_matrices(h, pose.shape[-1])

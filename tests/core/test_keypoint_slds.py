@@ -48,13 +48,13 @@ def _z_scores(samples, expected, axis=0):
 def test_heading_concentration_matches_likelihood(num_dims):
     """log p(Y | h) - const == kappa_cos cos h + kappa_sin sin h on a grid of h."""
     scene = _scene(num_dims, num_rows=1, num_frames=3, num_dims=num_dims)
-    kappa_cos, kappa_sin = kp.heading_concentration(
+    kappa_cos, kappa_sin = jax.jit(kp.heading_concentration)(
         scene["Y"], scene["v"], scene["x"], scene["s"], scene["sigmasq"], scene["Cd"]
     )
     grid = jnp.linspace(-np.pi, np.pi, 9)
     for t in range(3):
         tiled = {n: jnp.repeat(scene[n][:, t : t + 1], 9, axis=1) for n in "Yxvs"}
-        residuals = kp.squared_residuals(
+        residuals = jax.jit(kp.squared_residuals)(
             tiled["Y"], tiled["x"], tiled["v"], grid[None], scene["Cd"]
         )
         log_lik = -0.5 * (residuals / (tiled["s"] * scene["sigmasq"])).sum(-1)[0]
