@@ -219,9 +219,15 @@ def _log_prob_states(z: jax.Array, pi: jax.Array, zmask: jax.Array) -> jax.Array
     return (log_pi[z[:, :-1], z[:, 1:]] * zmask[:, 1:]).sum()
 
 
-def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepInfo:
+def _step_info(
+    state: ModelState,
+    zmask: jax.Array,
+    hypers: Hypers,
+    log_likelihood: jax.Array,
+    median_duration: jax.Array,
+) -> StepInfo:
+    """Diagnostics shared by both stages, given the stage's likelihood term."""
     params, z = state.params, state.latents.z
-    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0].sum()
     log_states = _log_prob_states(z, params.pi, zmask)
     log_prior = transitions_log_prior(
         params.betas, params.pi, hypers.trans
@@ -232,14 +238,21 @@ def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepI
         jnp.bincount(z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]) > 0
     )
     return StepInfo(
-        log_joint=log_prior + log_states + chosen,
-        log_likelihood=chosen,
+        log_joint=log_prior + log_states + log_likelihood,
+        log_likelihood=log_likelihood,
         log_prob_states=log_states,
         log_prior=log_prior,
-        median_duration=median_run_length(z, zmask),
+        median_duration=median_duration,
         num_states_used=used.sum(),
         finite=finite,
     )
+
+
+def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepInfo:
+    """AR-stage diagnostics: the likelihood is that of x under the chosen states."""
+    z = state.latents.z
+    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0].sum()
+    return _step_info(state, zmask, hypers, chosen, median_run_length(z, zmask))
 
 
 def ar_step(
@@ -369,29 +382,8 @@ def _full_info(
         latents.s, data.noise_prior, obs.nu_s, data.mask
     )
     centroid_term = kp.log_likelihood_centroid(latents.v, data.mask, obs.sigmasq_loc)
-    log_states = _log_prob_states(latents.z, params.pi, zmask)
-    log_prior = transitions_log_prior(
-        params.betas, params.pi, hypers.trans
-    ) + ar_log_prior(params.Ab, params.Q, hypers.ar)
     log_lik = ar_term + keypoint_term + noise_term + centroid_term
-    finite = jnp.stack(
-        [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(state)]
-    )
-    used = (
-        jnp.bincount(
-            latents.z.ravel(), weights=zmask.ravel(), length=params.betas.shape[0]
-        )
-        > 0
-    )
-    return StepInfo(
-        log_joint=log_prior + log_states + log_lik,
-        log_likelihood=log_lik,
-        log_prob_states=log_states,
-        log_prior=log_prior,
-        median_duration=median_z,
-        num_states_used=used.sum(),
-        finite=finite,
-    )
+    return _step_info(state, zmask, hypers, log_lik, median_z)
 
 
 def full_step(
@@ -401,8 +393,9 @@ def full_step(
     hypers: Hypers,
     config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
-    """One sweep of the keypoint-SLDS: ``(beta, pi)``, ``(Ab, Q)``, ``z``,
-    [``sigma^2``], ``x``, ``h``, ``v``, ``s`` (reference order).
+    """One sweep of the keypoint-SLDS, in the reference's order.
+
+    ``(beta, pi)``, ``(Ab, Q)``, ``z``, [``sigma^2``], ``x``, ``h``, ``v``, ``s``.
     """
     from moseq_xr.core import keypoint_slds as kp
 
