@@ -22,10 +22,13 @@ from moseq_xr.schema import validate
 
 _LAZY = {
     "apply": "moseq_xr.fitting.apply",
+    "estimate_syllable_marginals": "moseq_xr.fitting.marginals",
+    "expected_marginal_likelihoods": "moseq_xr.fitting.comparison",
     "fit": "moseq_xr.fitting.api",
     "kappa_scan": "moseq_xr.fitting.selection",
     "resume": "moseq_xr.fitting.api",
     "simulate": "moseq_xr.simulation",
+    "update_hyperparameters": "moseq_xr.fitting.hyperparameters",
 }
 
 
@@ -42,6 +45,8 @@ __all__ = [
     "__version__",
     "apply",
     "detect_source",
+    "estimate_syllable_marginals",
+    "expected_marginal_likelihoods",
     "fit",
     "from_arrays",
     "kappa_scan",
@@ -52,5 +57,6 @@ __all__ = [
     "save",
     "simulate",
     "supported_sources",
+    "update_hyperparameters",
     "validate",
 ]

@@ -65,6 +65,33 @@ class MoseqAccessor:
 
         return apply(self._obj, fitted, num_iters=num_iters, **options)
 
+    def estimate_syllable_marginals(
+        self,
+        fitted: xr.DataTree,
+        burn_in_iters: int = 200,
+        num_samples: int = 100,
+        steps_per_sample: int = 10,
+        **options: Any,
+    ) -> xr.Dataset:
+        """Averaged syllable probabilities.
+
+        See :func:`moseq_xr.estimate_syllable_marginals`.
+        """
+        from moseq_xr.fitting.marginals import estimate_syllable_marginals
+
+        return estimate_syllable_marginals(
+            self._obj, fitted, burn_in_iters, num_samples, steps_per_sample, **options
+        )
+
+    def expected_marginal_likelihoods(self, fits: Any) -> xr.Dataset:
+        """EML scores of fits of these data.
+
+        See :func:`moseq_xr.expected_marginal_likelihoods`.
+        """
+        from moseq_xr.fitting.comparison import expected_marginal_likelihoods
+
+        return expected_marginal_likelihoods(fits, ds=self._obj)
+
     def to_dataframe(self, smooth_heading: bool = False) -> Any:
         """One row per frame (see :func:`moseq_xr.analysis.to_dataframe`)."""
         from moseq_xr.analysis import to_dataframe

@@ -70,6 +70,7 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("panel", "optional [viz]"),
     ("imageio", "optional [video]"),
     ("imageio-ffmpeg", "optional [video]"),
+    ("distributed", "optional [distributed]"),
 )
 
 
@@ -558,11 +559,26 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-iters", type=int, default=50, help="sweeps of the latents"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sweeps")
+    parser.add_argument(
+        "--recordings-per-chunk",
+        type=int,
+        help="recordings labelled together (default: one chunk per stored chunk)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _unsure_share(labelled: xr.Dataset) -> float:
+    """Share of labelled frames with no syllable above 50 % (computed lazily)."""
+    unsure = labelled["max_syllable_probability"] < 0.5
+    return float(unsure.where(labelled["syllable"] >= 0).mean().compute())
+
+
 def cmd_apply(args: argparse.Namespace, console: Console) -> int:
-    """Label the pose data of a store with a fitted model; write the result."""
+    """Label the pose data of a store with a fitted model; write the result.
+
+    The store is read and labelled chunk by chunk and written beside the output
+    path, then swapped in (see :func:`moseq_xr.save`).
+    """
     from moseq_xr.fitting.apply import apply
     from moseq_xr.io.store import open as open_store
     from moseq_xr.io.store import save
@@ -584,12 +600,10 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         num_iters=args.num_iters,
         seed=args.seed,
         progress=not args.no_progress,
+        recordings_per_chunk=args.recordings_per_chunk,
     )
-    save(labelled.load(), args.output)
-    syllable = labelled["syllable"].values
-    unsure = float(
-        np.nanmean(labelled["max_syllable_probability"].values[syllable >= 0] < 0.5)
-    )
+    save(labelled, args.output)
+    unsure = _unsure_share(open_store(args.output))
     console.print(
         Text(
             f"Labelled {labelled.sizes[N.RECORDING]} recording(s); "
@@ -643,6 +657,40 @@ def cmd_kappa_scan(args: argparse.Namespace, console: Console) -> int:
         )
     )
     console.print(_key_value_table(rows))
+    return 0
+
+
+def _add_eml_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "stores", nargs="+", help="project stores of fits of the same data (2 or more)"
+    )
+
+
+def _eml_table(scores: xr.Dataset) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("model", "stage", "EML score", "standard error", ""):
+        table.add_column(
+            column, justify="left" if column in ("model", "stage") else "right"
+        )
+    best = scores.attrs["best_model"]
+    for name in scores.sortby("eml_score", ascending=False)["model"].values:
+        row = scores.sel(model=name)
+        table.add_row(
+            Text(str(name)),
+            str(row["stage"].values),
+            f"{float(row['eml_score']):.6g}",
+            f"{float(row['eml_standard_error']):.3g}",
+            "best" if name == best else "",
+        )
+    return table
+
+
+def cmd_eml(args: argparse.Namespace, console: Console) -> int:
+    """Compare the fitted models of several stores by expected marginal likelihood."""
+    from moseq_xr.fitting.comparison import expected_marginal_likelihoods
+
+    scores = expected_marginal_likelihoods(args.stores)
+    console.print(_eml_table(scores))
     return 0
 
 
@@ -705,6 +753,11 @@ COMMANDS: dict[str, Command] = {
         "median syllable duration for several kappas",
         _add_kappa_scan_arguments,
         cmd_kappa_scan,
+    ),
+    "eml": Command(
+        "compare fitted models by expected marginal likelihood",
+        _add_eml_arguments,
+        cmd_eml,
     ),
     "export-nwb": Command(
         "write one NWB file per recording (poses and model results)",

@@ -38,6 +38,10 @@ class FitError(MoseqXrError, RuntimeError):
     """A model fit cannot start or had to stop."""
 
 
+class HyperparameterError(MoseqXrError, ValueError):
+    """A hyperparameter name or value is not allowed (the message says why)."""
+
+
 class MoseqXrWarning(UserWarning):
     """Base class of warnings issued by moseq_xr."""
 

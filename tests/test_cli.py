@@ -54,6 +54,7 @@ def test_parser_has_every_command():
         "export-nwb",
         "apply",
         "kappa-scan",
+        "eml",
     }
     args = parser.parse_args(["--debug", "qc", "x.zarr", "--min-frames", "5"])
     assert args.debug and args.command == "qc" and args.min_frames == 5

@@ -36,6 +36,7 @@ from moseq_xr.core.kalman import (
     sample_pose_latents_serial,
 )
 from moseq_xr.core.keypoints import estimate_pose, rotation_matrices
+from moseq_xr.core.rows import row_keys
 
 CENTROID_PRIOR_VARIANCE = 1e4
 """Prior variance of the first centroid ``v_0`` (per coordinate)."""
@@ -489,7 +490,7 @@ def resample_pose_latents(
     Parameters
     ----------
     key
-        PRNG key.
+        PRNG key, or one key per row (``(N,)``).
     Y, v, h, s
         ``(N, T, K, D)``, ``(N, T, D)``, ``(N, T)``, ``(N, T, K)``.
     z
@@ -512,7 +513,7 @@ def resample_pose_latents(
         Y, v, h, s, sigmasq, Cd
     )
     sampler = sample_pose_latents_parallel if parallel else sample_pose_latents_serial
-    keys = jax.random.split(key, Y.shape[0])
+    keys = key if jnp.ndim(key) else row_keys(key, Y.shape[0])
     return jax.vmap(sampler, in_axes=(0, 0, 0, 0, 0, 0, None))(
         keys, J_obs, h_obs, Ab[z], Q[z], mask, jitter
     )

@@ -19,7 +19,7 @@ scales of the keypoint model.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ from moseq_xr.core.autoregression import (
 )
 from moseq_xr.core.durations import median_run_length
 from moseq_xr.core.hmm import sample_states_parallel, sample_states_serial
+from moseq_xr.core.rows import map_rows, row_keys
 from moseq_xr.core.transitions import (
     TransitionHypers,
     init_transitions,
@@ -58,6 +59,19 @@ class ModelConfig(NamedTuple):
         ``"ar"`` or ``"full"``.
     parallel_message_passing
         Use the associative-scan samplers instead of the serial ones.
+    fix_heading
+        Keep the heading fixed (head-fixed animals).
+    resample_global_noise
+        Resample the per-keypoint variances ``sigma^2``.
+    resample_params
+        Resample the parameters (``False`` when applying a fitted model).
+    rows_per_batch
+        Segment rows whose syllables and pose latents are sampled at once on
+        each device; the rest wait their turn (``None``: all rows). Set by the
+        memory plan; results do not depend on it.
+    mesh
+        One-axis ``jax.sharding.Mesh`` (axis ``"rows"``) to split the rows
+        over, or ``None``. Not part of a saved model.
     """
 
     num_states: int = 100
@@ -68,6 +82,16 @@ class ModelConfig(NamedTuple):
     fix_heading: bool = False
     resample_global_noise: bool = False
     resample_params: bool = True
+    rows_per_batch: int | None = None
+    mesh: Any = None
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The model-defining fields (without this machine's batching and devices)."""
+        return {
+            k: v
+            for k, v in self._asdict().items()
+            if k not in ("rows_per_batch", "mesh")
+        }
 
 
 class ObservationHypers(NamedTuple):
@@ -206,12 +230,51 @@ def sample_syllables(
 ) -> tuple[jax.Array, jax.Array]:
     """Draw state sequences for every row; returns ``(z (N, T'), log p(x) (N,))``."""
     sampler = sample_states_parallel if parallel else sample_states_serial
-    keys = jax.random.split(key, log_likelihoods.shape[0])
+    keys = row_keys(key, log_likelihoods.shape[0])
     return jax.vmap(sampler, in_axes=(0, None, 0))(keys, log_pi, log_likelihoods)
 
 
-def _masked_log_likelihoods(x, params: Params, zmask, config: ModelConfig) -> jax.Array:
-    return ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+def _syllables_block(keys, x, zmask, log_pi, Ab, Q, config: ModelConfig):
+    """Syllables of a block of rows and their AR log-likelihood per row."""
+    log_lik = ar_log_likelihoods(x, Ab, Q, config.nlags) * zmask[..., None]
+    sampler = (
+        sample_states_parallel
+        if config.parallel_message_passing
+        else sample_states_serial
+    )
+    z, _ = jax.vmap(sampler, in_axes=(0, None, 0))(keys, log_pi, log_lik)
+    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0]
+    return z, chosen.sum(-1)
+
+
+def sample_syllables_given_x(
+    key: jax.Array,
+    pi: jax.Array,
+    Ab: jax.Array,
+    Q: jax.Array,
+    x: jax.Array,
+    zmask: jax.Array,
+    config: ModelConfig,
+) -> tuple[jax.Array, jax.Array]:
+    """Draw ``z ~ p(z | x, pi, Ab, Q)`` row block by row block.
+
+    The ``(frames, S)`` log-likelihoods only ever exist for
+    ``config.rows_per_batch`` rows per device at a time.
+
+    Returns
+    -------
+    tuple
+        ``(z (N, T - L) int32, log p(x | z))`` (the AR log-likelihood of the
+        drawn sequence, summed over real frames).
+    """
+    z, chosen = map_rows(
+        lambda *args: _syllables_block(*args, config=config),
+        (row_keys(key, x.shape[0]), x, zmask),
+        (jnp.log(pi), Ab, Q),
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
+    )
+    return z, chosen.sum()
 
 
 def _log_prob_states(z: jax.Array, pi: jax.Array, zmask: jax.Array) -> jax.Array:
@@ -248,13 +311,6 @@ def _step_info(
     )
 
 
-def _info(state: ModelState, log_lik: jax.Array, zmask, hypers: Hypers) -> StepInfo:
-    """AR-stage diagnostics: the likelihood is that of x under the chosen states."""
-    z = state.latents.z
-    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0].sum()
-    return _step_info(state, zmask, hypers, chosen, median_run_length(z, zmask))
-
-
 def ar_step(
     key: jax.Array,
     state: ModelState,
@@ -262,24 +318,30 @@ def ar_step(
     hypers: Hypers,
     config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
-    """One sweep of the AR stage: ``(beta, pi)``, then ``(Ab, Q)``, then ``z``."""
+    """One sweep of the AR stage: ``(beta, pi)``, then ``(Ab, Q)``, then ``z``.
+
+    With ``config.resample_params=False`` (applying a fitted model) only ``z``
+    is resampled.
+    """
     key_trans, key_ar, key_z = jax.random.split(key, 3)
     params, latents = state.params, state.latents
     zmask = state_mask(data.mask, config.nlags)
-    betas, pi = resample_transitions(
-        key_trans, latents.z, zmask, params.betas, hypers.trans
-    )
-    stats = ar_sufficient_stats(
-        latents.x, latents.z, zmask, config.num_states, config.nlags
-    )
-    Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
-    params = params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
-    log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
-    z, _ = sample_syllables(
-        key_z, jnp.log(pi), log_lik, config.parallel_message_passing
+    if config.resample_params:
+        betas, pi = resample_transitions(
+            key_trans, latents.z, zmask, params.betas, hypers.trans
+        )
+        stats = ar_sufficient_stats(
+            latents.x, latents.z, zmask, config.num_states, config.nlags
+        )
+        Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
+        params = params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
+    z, log_lik = sample_syllables_given_x(
+        key_z, params.pi, params.Ab, params.Q, latents.x, zmask, config
     )
     new_state = ModelState(params, latents._replace(z=z))
-    return new_state, _info(new_state, log_lik, zmask, hypers)
+    return new_state, _step_info(
+        new_state, zmask, hypers, log_lik, median_run_length(z, zmask)
+    )
 
 
 def _resample_discrete_params(key, state, data, hypers, config) -> Params:
@@ -299,6 +361,32 @@ def _resample_discrete_params(key, state, data, hypers, config) -> Params:
     return params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
 
 
+def _rowwise(fn, key, rows: tuple, shared: tuple, config: ModelConfig) -> jax.Array:
+    """``fn(key, *rows, *shared)`` for every row with its own key (see ``row_keys``).
+
+    ``fn`` works on a batch of rows; it is given one row at a time (a batch of
+    one) so that a row's draws depend only on its key, never on how many
+    rows, batches or devices there are.
+    """
+
+    def one_row(row_key, *args):
+        singles = [a[None] for a in args[: len(rows)]]
+        return fn(row_key, *singles, *args[len(rows) :])[0]
+
+    def block(keys, *args):
+        row_part, shared_part = args[: len(rows)], args[len(rows) :]
+        return jax.vmap(lambda k, *r: one_row(k, *r, *shared_part))(keys, *row_part)
+
+    num_rows = rows[0].shape[0]
+    return map_rows(
+        block,
+        (row_keys(key, num_rows), *rows),
+        shared,
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
+    )
+
+
 def _resample_continuous(
     keys,
     params: Params,
@@ -307,45 +395,53 @@ def _resample_continuous(
     hypers: Hypers,
     config: ModelConfig,
 ) -> Latents:
-    """``x``, then ``h`` (unless fixed), ``v`` and ``s`` given the syllables."""
+    """``x``, then ``h`` (unless fixed), ``v`` and ``s`` given the syllables.
+
+    Every conditional runs row by row with per-row keys, in the memory plan's
+    batches and on the fit's devices.
+    """
     from moseq_xr.core import keypoint_slds as kp
 
-    obs = hypers.obs
-    Y, mask = data.Y, data.mask
-    x = kp.resample_pose_latents(
-        keys[0],
-        Y,
-        latents.v,
-        latents.h,
-        latents.s,
-        latents.z,
-        mask,
-        params.sigmasq,
-        params.Cd,
-        params.Ab,
-        params.Q,
-        obs.jitter,
-        config.parallel_message_passing,
+    obs, Y, mask = hypers.obs, data.Y, data.mask
+    rows = (row_keys(keys[0], Y.shape[0]), Y, latents.v, latents.h, latents.s)
+    x = map_rows(
+        lambda *args: kp.resample_pose_latents(
+            *args, parallel=config.parallel_message_passing
+        ),
+        (*rows, latents.z, mask),
+        (params.sigmasq, params.Cd, params.Ab, params.Q, obs.jitter),
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
     )
+    shared = (params.sigmasq, params.Cd)
     h = latents.h
     if not config.fix_heading:
-        h = kp.resample_heading(
-            keys[1], Y, latents.v, x, latents.s, params.sigmasq, params.Cd, mask
+        h = _rowwise(
+            lambda k, Y, v, x, s, m, sq, Cd: kp.resample_heading(
+                k, Y, v, x, s, sq, Cd, m
+            ),
+            keys[1],
+            (Y, latents.v, x, latents.s, mask),
+            shared,
+            config,
         )
-    v = kp.resample_centroid(
+    v = _rowwise(
+        lambda k, Y, x, h, s, m, sq, Cd, loc: kp.resample_centroid(
+            k, Y, x, h, s, sq, Cd, m, loc, config.parallel_message_passing
+        ),
         keys[2],
-        Y,
-        x,
-        h,
-        latents.s,
-        params.sigmasq,
-        params.Cd,
-        mask,
-        obs.sigmasq_loc,
-        config.parallel_message_passing,
+        (Y, x, h, latents.s, mask),
+        (*shared, obs.sigmasq_loc),
+        config,
     )
-    s = kp.resample_noise_scales(
-        keys[3], Y, x, v, h, params.sigmasq, params.Cd, data.noise_prior, obs.nu_s
+    s = _rowwise(
+        lambda k, Y, x, v, h, prior, sq, Cd, nu: kp.resample_noise_scales(
+            k, Y, x, v, h, sq, Cd, prior, nu
+        ),
+        keys[3],
+        (Y, x, v, h, data.noise_prior),
+        (*shared, obs.nu_s),
+        config,
     )
     return latents._replace(x=x, h=h, v=v, s=s)
 
@@ -403,9 +499,8 @@ def full_step(
     params = _resample_discrete_params(keys[0], state, data, hypers, config)
     latents = state.latents
     zmask = state_mask(data.mask, config.nlags)
-    log_lik = _masked_log_likelihoods(latents.x, params, zmask, config)
-    z, _ = sample_syllables(
-        keys[1], jnp.log(params.pi), log_lik, config.parallel_message_passing
+    z, _ = sample_syllables_given_x(
+        keys[1], params.pi, params.Ab, params.Q, latents.x, zmask, config
     )
     latents = latents._replace(z=z)
     if config.resample_global_noise and config.resample_params:
@@ -457,10 +552,7 @@ def init_discrete(
     betas, pi = init_transitions(key_trans, config.num_states, hypers.trans, dtype)
     Ab, Q = init_ar_params(key_ar, config.num_states, hypers.ar)
     zmask = state_mask(mask, config.nlags)
-    log_lik = ar_log_likelihoods(latents.x, Ab, Q, config.nlags) * zmask[..., None]
-    z, _ = sample_syllables(
-        key_z, jnp.log(pi), log_lik, config.parallel_message_passing
-    )
+    z, _ = sample_syllables_given_x(key_z, pi, Ab, Q, latents.x, zmask, config)
     return betas, pi, Ab, Q, z
 
 

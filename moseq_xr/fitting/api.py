@@ -29,7 +29,9 @@ from moseq_xr.fitting.checkpoint import (
     segments_index,
     write_checkpoint,
 )
+from moseq_xr.fitting.hyperparameters import fit_hyperparameters
 from moseq_xr.fitting.loop import ChainResult, run_chain
+from moseq_xr.fitting.placement import constrain, device_mesh, place, plan_memory
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import (
     frame_syllables,
@@ -66,7 +68,8 @@ def precision_scope(precision: str) -> Iterator[None]:
 
 def _counted_step(key, state, data, hypers, config: core.ModelConfig):
     TRACE_COUNTS[config.stage] = TRACE_COUNTS.get(config.stage, 0) + 1
-    return core.step(key, state, data, hypers, config)
+    state, info = core.step(key, state, data, hypers, config)
+    return constrain(state, config.mesh), info
 
 
 _JITTED_STEP = jax.jit(_counted_step, static_argnames="config")
@@ -201,7 +204,7 @@ class _Run:
             state=_state_arrays(state),
             data={k: np.asarray(v) for k, v in self.data._asdict().items()},
             hypers=_hypers_dict(self.hypers),
-            config=self.config._asdict(),
+            config=self.config.to_attrs(),
             segments=self.segments,
             pca=self.pca,
             trace={k: np.asarray(v) for k, v in trace.items()},
@@ -290,8 +293,9 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
         },
     )
     params = {k: np.asarray(v) for k, v in chain.state.params._asdict().items()}
+    latents = _real_rows(chain.state.latents, len(index["start"]))
     syllables = frame_syllables(
-        np.asarray(chain.state.latents.z), run.config.nlags, shell
+        np.asarray(latents.z), run.config.nlags, shell
     )
     order = frequency_order(syllables.values, run.config.num_states)
     syllables = syllables.copy(data=relabel(syllables.values, order))
@@ -306,7 +310,7 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
         "seed": run.seed,
         "precision": run.precision,
         "version": __version__,
-        "config": run.config._asdict(),
+        "config": run.config.to_attrs(),
         "hypers": {
             g: {k: np.asarray(v).tolist() for k, v in part.items()}
             for g, part in _hypers_dict(run.hypers).items()
@@ -320,7 +324,7 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
     trace = trace_dataset(chain.trace, {"fps": index["fps"]})
     variables = {"syllable": syllables}
     if run.config.stage == "full":
-        variables.update(_continuous_results(chain.state.latents, shell))
+        variables.update(_continuous_results(latents, shell))
     return result_tree(
         ds,
         variables,
@@ -329,6 +333,40 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
         run.pca,
         {"stage": run.config.stage, **run.fit_args},
     )
+
+
+def _real_rows(latents: core.Latents, num_rows: int) -> core.Latents:
+    """The latents of the real segment rows (without the devices' padding rows)."""
+    return jax.tree_util.tree_map(lambda a: a[:num_rows], latents)
+
+
+def _placed(
+    data: core.ModelData,
+    state: core.ModelState,
+    config: core.ModelConfig,
+    devices: Any,
+    memory_limit: int | float | str | None,
+) -> tuple[core.ModelData, core.ModelState, core.ModelConfig]:
+    """Data and state on the fit's devices; the config with its memory plan.
+
+    See :mod:`moseq_xr.fitting.placement`: rows are split over the devices
+    and sampled ``rows_per_batch`` at a time when memory is short.
+    """
+    chosen, mesh = device_mesh(devices)
+    num_rows, row_length, num_keypoints, num_dims = data.Y.shape
+    plan = plan_memory(
+        num_rows,
+        row_length,
+        config,
+        num_keypoints,
+        num_dims,
+        data.Y.dtype.itemsize,
+        chosen,
+        memory_limit,
+    )
+    config = config._replace(rows_per_batch=plan.rows_per_batch, mesh=mesh)
+    data, state = place(data, state, mesh)
+    return data, state, config
 
 
 def _continuous_results(latents: core.Latents, shell) -> dict[str, xr.DataArray]:
@@ -409,23 +447,51 @@ def _check_fit_arguments(
         )
 
 
+def same_pose_data(a: xr.Dataset, b: xr.Dataset) -> bool:
+    """Whether two Datasets hold the same pose data: names, sizes and values."""
+    names = list(N.DATA_VARS)
+    if not all(v in a and v in b for v in names):
+        return False
+    return _same_pose_data(a[names], b[names]) and all(
+        np.array_equal(a[v].values, b[v].values, equal_nan=True) for v in names
+    )
+
+
+def _fitted_on(init: xr.DataTree, ds: xr.Dataset) -> bool:
+    """Whether ``init`` was fitted to exactly these pose data (and has syllables)."""
+    root = init.to_dataset()
+    return "syllable" in root and same_pose_data(root, ds)
+
+
 def _from_previous_fit(
     init: xr.DataTree,
+    ds: xr.Dataset,
     prepared: PreparedData,
     state: core.ModelState,
-    config: core.ModelConfig,
+    chain: tuple[core.ModelData, core.Hypers, core.ModelConfig, jax.Array],
 ) -> core.ModelState:
-    """Continue from a fitted tree: its parameters and syllables replace the prior draws."""
+    """Continue from a fitted tree: its parameters replace the prior draws.
+
+    On the data it was fitted to, its syllables are kept. On other data
+    (e.g. new recordings), the state is built as :func:`moseq_xr.apply` builds
+    it: pose latents projected with the fitted emission and syllables drawn
+    from the fitted model. ``chain`` is ``(data, hypers, config, key)``.
+    """
+    from moseq_xr.fitting.apply import _FROZEN_STATE, fitted_params
     from moseq_xr.fitting.bridge import segment_values
 
-    model = init["model"].to_dataset()
-    dtype = state.params.Ab.dtype
-    params = state.params._replace(
-        **{
-            name: jnp.asarray(model[name].values, dtype)
-            for name in ("betas", "pi", "Ab", "Q", "Cd", "sigmasq")
-        }
-    )
+    data, hypers, config, key = chain
+    params = fitted_params(init["model"].to_dataset(), state.params.Ab.dtype)
+    if not _fitted_on(init, ds):
+        return _FROZEN_STATE(
+            key,
+            params,
+            data,
+            prepared.centroid,
+            prepared.heading,
+            hypers,
+            config=config,
+        )
     syllable = init.to_dataset()["syllable"]
     rows = segment_values(syllable, prepared.segments)[:, config.nlags :]
     z = jnp.asarray(np.maximum(rows, 0), jnp.int32)
@@ -437,11 +503,24 @@ def _init_settings(
 ) -> tuple[PrepareOptions, xr.Dataset | None, dict]:
     """Preparation options, PCA and model sizes; taken from ``init`` when given."""
     if init is None:
-        return PrepareOptions(**prepare_options), pca, {}
+        return PrepareOptions(**prepare_options), _own_pca(pca), {}
     attrs = init["model"].attrs
     options = PrepareOptions(**{**attrs["prepare"], **prepare_options})
     sizes = {k: attrs["config"][k] for k in ("num_states", "nlags", "latent_dim")}
-    return options, init["pca"].to_dataset(), sizes
+    return options, _own_pca(init["pca"].to_dataset()), sizes
+
+
+def _own_pca(pca: xr.Dataset | None) -> xr.Dataset | None:
+    """The PCA without the dims it inherited from another tree (e.g. ``recording``).
+
+    A PCA taken from a fitted tree with its inherited coordinates (to keep the
+    keypoint labels) also carries that tree's recordings and times, which
+    would clash with another Dataset's in the new result tree.
+    """
+    if pca is None:
+        return None
+    used = {dim for var in pca.data_vars.values() for dim in var.dims}
+    return pca.drop_dims([dim for dim in pca.dims if dim not in used])
 
 
 def fit(
@@ -449,20 +528,20 @@ def fit(
     stage: str = "ar",
     num_iters: int = 50,
     *,
-    kappa: float = 1e6,
+    kappa: float | None = None,
     init: xr.DataTree | None = None,
     ar_iters: int = 50,
     ar_kappa: float | None = None,
     latent_dim: int | None = None,
     num_states: int = 100,
     nlags: int = 3,
-    alpha: float = 5.7,
-    gamma: float = 1e3,
-    S_0_scale: float = 0.01,
-    K_0_scale: float = 10.0,
-    nu_s: float = 5.0,
-    sigmasq_loc: float = 0.5,
-    jitter: float = 1e-3,
+    alpha: float | None = None,
+    gamma: float | None = None,
+    S_0_scale: float | None = None,
+    K_0_scale: float | None = None,
+    nu_s: float | None = None,
+    sigmasq_loc: float | None = None,
+    jitter: float | None = None,
     resample_global_noise: bool = False,
     seed: int = 0,
     checkpoint: str | Path | None = None,
@@ -471,6 +550,8 @@ def fit(
     parallel_message_passing: bool = False,
     progress: bool = True,
     pca: xr.Dataset | None = None,
+    devices: Any = None,
+    memory_limit: int | float | str | None = None,
     **prepare_options: Any,
 ) -> xr.DataTree:
     """Fit keypoint-MoSeq to a pose Dataset.
@@ -490,10 +571,15 @@ def fit(
     kappa
         Stickiness: larger gives longer syllables. The full model needs a
         smaller kappa than the AR stage for the same durations (1e6 / 1e4 are
-        the usual AR / full values).
+        the usual AR / full values). Default: ``init``'s kappa when given,
+        else 1e6.
     init
         A tree returned by ``fit`` (e.g. the AR stage) to continue from: its
-        parameters, syllables, PCA and preparation options are used.
+        parameters, PCA, preparation options and hyperparameters (those not
+        passed here; see :func:`moseq_xr.update_hyperparameters`) are used,
+        and, on the data it was fitted to, its syllables. On other data (new
+        recordings) the syllables are drawn from its parameters, as
+        :func:`moseq_xr.apply` does.
     ar_iters, ar_kappa
         AR phase of ``stage="both"`` (``ar_kappa`` defaults to ``100 * kappa``).
     latent_dim
@@ -504,11 +590,12 @@ def fit(
     nlags
         Order of the autoregression.
     alpha, gamma, S_0_scale, K_0_scale
-        Transition and AR hyperparameters (keypoint-MoSeq defaults).
+        Transition and AR hyperparameters. Default: ``init``'s values when
+        given, else keypoint-MoSeq's (5.7, 1e3, 0.01, 10.0).
     nu_s, sigmasq_loc, jitter, resample_global_noise
         Observation model: noise-scale degrees of freedom, centroid step
         variance, jitter of the pose-latent sampler, and whether to resample
-        the per-keypoint variances.
+        the per-keypoint variances. Defaults as above (5.0, 0.5, 1e-3).
     seed
         Seed of the chain.
     checkpoint
@@ -524,6 +611,15 @@ def fit(
         Show a progress bar.
     pca
         A PCA Dataset to use instead of fitting one.
+    devices
+        Devices to split the segment rows over: ``None`` (every visible
+        device of JAX's default backend), a number (the first ``n``) or a list.
+        The same seed gives the same result on any number of devices.
+    memory_limit
+        Bytes (or ``"8GB"``) a device may use; default: 80 % of its free
+        memory. When a sweep would need more, rows are sampled in serial
+        batches that fit (same results, slower); when even one row per device
+        does not fit, the fit stops before starting and says what it needs.
     **prepare_options
         Data preparation options, see :class:`moseq_xr.fitting.prepare.PrepareOptions`
         (``anterior``, ``posterior``, ``use_keypoints``, ``fix_heading``,
@@ -538,6 +634,14 @@ def fit(
         attrs; ``/trace``: per-iteration log joint, median duration, ...; ``/pca``.
     """
     _check_fit_arguments(stage, num_iters, prepare_options)
+    hyper = fit_hyperparameters(
+        init,
+        dict(alpha=alpha, gamma=gamma, kappa=kappa, S_0_scale=S_0_scale)
+        | dict(K_0_scale=K_0_scale, nu_s=nu_s, sigmasq_loc=sigmasq_loc, jitter=jitter),
+    )
+    alpha, gamma, kappa = hyper["alpha"], hyper["gamma"], hyper["kappa"]
+    S_0_scale, K_0_scale, nu_s = hyper["S_0_scale"], hyper["K_0_scale"], hyper["nu_s"]
+    sigmasq_loc, jitter = hyper["sigmasq_loc"], hyper["jitter"]
     options, pca, sizes = _init_settings(init, prepare_options, pca)
     prepared = prepare(ds, options, pca)
     num_states, nlags = sizes.get("num_states", num_states), sizes.get("nlags", nlags)
@@ -593,6 +697,8 @@ def fit(
             nu_s=nu_s,
             sigmasq_loc=sigmasq_loc,
             jitter=jitter,
+            sigmasq_0=hyper["sigmasq_0"],
+            nu_sigma=hyper["nu_sigma"],
             dtype=dtype,
         )
         data = _model_data(prepared, dtype)
@@ -601,7 +707,14 @@ def fit(
             jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config
         )
         if init is not None:
-            state = _from_previous_fit(init, prepared, state, config)
+            state = _from_previous_fit(
+                init,
+                ds,
+                prepared,
+                state,
+                (data, hypers, config, jax.random.fold_in(key, _INIT_STREAM - 1)),
+            )
+        data, state, config = _placed(data, state, config, devices, memory_limit)
         run = _Run(
             data=data,
             hypers=hypers,
@@ -622,12 +735,24 @@ def fit(
     return tree
 
 
+def _saved_rows(saved: Checkpoint, dtype) -> tuple[core.ModelData, core.ModelState]:
+    """Data and state of a checkpoint's real rows (without device padding)."""
+    num_rows = len(saved.segments["start"])
+    data = core.ModelData(
+        **{k: jnp.asarray(v[:num_rows], dtype) for k, v in saved.data.items()}
+    )
+    state = _state_from_arrays(saved.state, dtype)
+    return data, state._replace(latents=_real_rows(state.latents, num_rows))
+
+
 def resume(
     store: str | Path,
     num_iters: int | None = None,
     *,
     checkpoint_every: int = 10,
     progress: bool = True,
+    devices: Any = None,
+    memory_limit: int | float | str | None = None,
 ) -> xr.DataTree:
     """Continue a fit from the checkpoint in a project store.
 
@@ -641,6 +766,8 @@ def resume(
         Sweeps between checkpoints.
     progress
         Show a progress bar.
+    devices, memory_limit
+        As for :func:`fit` (chosen again for this machine).
 
     Returns
     -------
@@ -668,13 +795,17 @@ def resume(
     ds = ds.drop_vars([v for v in N.RESULT_VARS if v in ds])
     with precision_scope(meta["precision"]):
         dtype = jnp.result_type(float)
+        data, state, config = _placed(
+            *_saved_rows(saved, dtype),
+            core.ModelConfig(**saved.config),
+            devices,
+            memory_limit,
+        )
         run = _Run(
-            data=core.ModelData(
-                **{k: jnp.asarray(v, dtype) for k, v in saved.data.items()}
-            ),
+            data=data,
             hypers=_hypers_from_dict(saved.hypers, dtype),
-            config=core.ModelConfig(**saved.config),
-            state=_state_from_arrays(saved.state, dtype),
+            config=config,
+            state=state,
             key=jax.random.wrap_key_data(
                 np.asarray(meta["key"], dtype=np.uint32),
                 impl=meta.get("key_impl", KEY_IMPL),

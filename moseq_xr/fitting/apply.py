@@ -13,7 +13,7 @@ syllable explains well are flagged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,7 @@ from moseq_xr.core.keypoints import embed, to_egocentric
 from moseq_xr.exceptions import FitError
 from moseq_xr.fitting.bridge import Segments, from_segments
 from moseq_xr.fitting.loop import run_chain
-from moseq_xr.fitting.prepare import PrepareOptions, prepare
+from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import frame_syllables
 from moseq_xr.schema import names as N
 
@@ -45,6 +45,28 @@ def _model_parts(fitted: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset, dict[str,
     return model, fitted["pca"].to_dataset(), dict(model.attrs)
 
 
+def projected_latents(Y, centroid, heading, Cd) -> jax.Array:
+    """Pose latents ``pinv(C) (y - d)`` of the egocentric, embedded keypoints.
+
+    Parameters
+    ----------
+    Y
+        Keypoints ``(N, T, K, D)``.
+    centroid, heading
+        ``(N, T, D)`` and ``(N, T)``.
+    Cd
+        The fitted emission ``((K-1)*D, P+1)``.
+
+    Returns
+    -------
+    jax.Array
+        ``(N, T, P)``, in ``Y``'s dtype.
+    """
+    v, h = jnp.asarray(centroid, Y.dtype), jnp.asarray(heading, Y.dtype)
+    flat = embed(to_egocentric(Y, v, h))
+    return (flat - Cd[:, -1]) @ jnp.linalg.pinv(Cd[:, :-1]).T
+
+
 def _frozen_state(
     key,
     params: core.Params,
@@ -57,8 +79,7 @@ def _frozen_state(
     """Fitted parameters; latents projected with the fitted emission; z sampled."""
     dtype = data.Y.dtype
     v, h = jnp.asarray(centroid, dtype), jnp.asarray(heading, dtype)
-    flat = embed(to_egocentric(data.Y, v, h))
-    x = (flat - params.Cd[:, -1]) @ jnp.linalg.pinv(params.Cd[:, :-1]).T
+    x = projected_latents(data.Y, v, h, params.Cd)
     key_noise, key_z = jax.random.split(key)
     s = init_noise_scales(
         key_noise, data.Y, x, v, h, params.Cd, data.noise_prior, hypers.obs.nu_s
@@ -72,19 +93,64 @@ def _frozen_state(
 
 
 def _hypers(attrs: dict[str, Any], config: core.ModelConfig, dtype) -> core.Hypers:
-    fit_args, hypers = attrs["fit"], attrs["hypers"]
-    return core.make_hypers(
-        config,
-        alpha=hypers["trans"]["alpha"],
-        gamma=hypers["trans"]["gamma"],
-        kappa=hypers["trans"]["kappa"],
-        S_0_scale=fit_args["S_0_scale"],
-        K_0_scale=fit_args["K_0_scale"],
-        nu_s=fit_args.get("nu_s", 5.0),
-        sigmasq_loc=fit_args.get("sigmasq_loc", 0.5),
-        jitter=fit_args.get("jitter", 1e-3),
-        dtype=dtype,
+    """The model's hyperparameters (as updated by ``update_hyperparameters``)."""
+    from moseq_xr.fitting.hyperparameters import model_hyperparameters
+
+    return core.make_hypers(config, **model_hyperparameters(attrs), dtype=dtype)
+
+
+def fitted_params(model: xr.Dataset, dtype) -> core.Params:
+    """The parameters of a fitted tree's ``/model`` group as device arrays."""
+    return core.Params(
+        **{name: jnp.asarray(model[name].values, dtype) for name in core.Params._fields}
     )
+
+
+class FrozenChain(NamedTuple):
+    """What a chain with frozen parameters needs (see :func:`frozen_chain`)."""
+
+    prepared: PreparedData
+    data: core.ModelData
+    hypers: core.Hypers
+    config: core.ModelConfig
+    state: core.ModelState
+    key: jax.Array
+    attrs: dict[str, Any]
+    precision: str
+
+
+def frozen_chain(
+    ds: xr.Dataset, fitted: xr.DataTree, seed: int = 0, precision: str | None = None
+) -> FrozenChain:
+    """Prepare ``ds`` for a fitted model and build the chain's initial state.
+
+    The data are prepared with the model's options and PCA; the state holds
+    the fitted parameters, pose latents projected with the fitted emission and
+    syllables drawn from the fitted model (:func:`_frozen_state`). Arrays are
+    made in ``precision`` (default: the model's); run the chain inside
+    ``precision_scope(chain.precision)``. Sweep ``i`` uses ``fold_in(key, i)``.
+    """
+    from moseq_xr.fitting.api import KEY_IMPL, _model_data, precision_scope
+
+    model, pca, attrs = _model_parts(fitted)
+    config = core.ModelConfig(**{**attrs["config"], "resample_params": False})
+    prepared = prepare(ds, PrepareOptions(**attrs["prepare"]), pca)
+    precision = precision or attrs["precision"]
+    with precision_scope(precision):
+        dtype = jnp.result_type(float)
+        hypers = _hypers(attrs, config, dtype)
+        data = _model_data(prepared, dtype)
+        key = jax.random.key(seed, impl=KEY_IMPL)
+        state = _FROZEN_STATE(
+            jax.random.fold_in(key, 2**31 - 1),
+            fitted_params(model, dtype),
+            data,
+            prepared.centroid,
+            prepared.heading,
+            hypers,
+            config=config,
+        )
+    return FrozenChain(prepared, data, hypers, config, state, key, attrs, precision)
 
 
 def frame_log_likelihood_reference(
@@ -95,7 +161,7 @@ def frame_log_likelihood_reference(
     Stored with the model so that :func:`apply` can flag frames explained worse
     than 99 % of the training frames.
     """
-    _, best = jax.jit(_posterior, static_argnames="config")(state, data, config=config)
+    _, best = _POSTERIOR(state, data, config=config)
     zmask = np.asarray(core.state_mask(data.mask, config.nlags)) > 0
     values = np.asarray(best)[zmask]
     return {"q01": float(np.quantile(values, 0.01)), "median": float(np.median(values))}
@@ -114,6 +180,13 @@ def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[An
         jnp.log(state.params.pi), log_lik
     )
     return marginals, log_lik.max(-1)
+
+
+#: Compiled once per process (and per shape): the frozen-parameter state, sweep
+#: and posterior shared by :func:`apply` and the marginals.
+_FROZEN_STATE = jax.jit(_frozen_state, static_argnames="config")
+FROZEN_STEP = jax.jit(core.step, static_argnames="config")
+_POSTERIOR = jax.jit(_posterior, static_argnames="config")
 
 
 def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
@@ -157,8 +230,18 @@ def apply(
     seed: int = 0,
     progress: bool = True,
     precision: str | None = None,
+    client: Any = None,
+    recordings_per_chunk: int | None = None,
 ) -> xr.Dataset:
     """Label new data with a fitted model (parameters frozen).
+
+    An in-memory Dataset is labelled at once. A Dask-backed one (a store opened
+    with :func:`moseq_xr.open`), or any Dataset when ``client`` or
+    ``recordings_per_chunk`` is given, is labelled chunk of recordings by chunk
+    of recordings (:mod:`moseq_xr.fitting.chunked`): the result variables come
+    back as lazy Dask arrays with one task per chunk, so computing them, or
+    writing them with :func:`moseq_xr.save` / ``to_zarr``, holds at most one
+    chunk per worker thread in memory.
 
     Parameters
     ----------
@@ -171,9 +254,21 @@ def apply(
     seed
         Seed of the sweeps.
     progress
-        Show a progress bar.
+        Show a progress bar (chunked: one per chunk as it runs; none on a
+        client, whose dashboard or ``distributed.progress`` shows the tasks).
     precision
         Default: the precision the model was fitted in.
+    client
+        A ``dask.distributed.Client``: the chunk tasks are submitted there at
+        once (``client.persist``) and the call returns without waiting; the
+        result variables are backed by futures on the cluster (spilled to disk
+        by the workers if need be). Without it the chunked result is lazy and
+        runs on whatever scheduler computes it, e.g. a default client. Use
+        worker processes with one thread each: JAX already uses several cores.
+    recordings_per_chunk
+        Recordings labelled together. Default: the Dataset's chunking along
+        ``recording`` when Dask-backed, else a rough memory estimate (see
+        :func:`moseq_xr.fitting.chunked.recording_chunks`).
 
     Returns
     -------
@@ -183,48 +278,46 @@ def apply(
         and ``out_of_distribution`` (frames whose best syllable explains them
         worse than 99 % of the training frames), and for a full-stage model
         ``centroid``, ``heading`` and ``latent_state``.
-    """
-    from moseq_xr.fitting.api import KEY_IMPL, _model_data, precision_scope
 
-    model, pca, attrs = _model_parts(fitted)
-    config = core.ModelConfig(**{**attrs["config"], "resample_params": False})
-    prepared = prepare(ds, PrepareOptions(**attrs["prepare"]), pca)
-    with precision_scope(precision or attrs["precision"]):
-        dtype = jnp.result_type(float)
-        hypers = _hypers(attrs, config, dtype)
-        data = _model_data(prepared, dtype)
-        key = jax.random.key(seed, impl=KEY_IMPL)
-        params = core.Params(
-            **{
-                name: jnp.asarray(model[name].values, dtype)
-                for name in core.Params._fields
-            }
+    Notes
+    -----
+    Chunk ``i`` is labelled exactly as ``apply`` would label its recordings in
+    memory with ``seed=chunked.chunk_seed(seed, i)``: results do not depend on
+    the order in which chunks run, but they do depend on the chunking. JAX
+    compiles once per distinct chunk shape and process, so equally sized
+    chunks of similar recordings compile once per worker.
+    """
+    from moseq_xr.fitting.chunked import apply_chunked, wants_chunks
+
+    if wants_chunks(ds, client, recordings_per_chunk):
+        return apply_chunked(
+            ds,
+            fitted,
+            num_iters,
+            seed=seed,
+            progress=progress,
+            precision=precision,
+            client=client,
+            recordings_per_chunk=recordings_per_chunk,
         )
-        state = jax.jit(_frozen_state, static_argnames="config")(
-            jax.random.fold_in(key, 2**31 - 1),
-            params,
-            data,
-            prepared.centroid,
-            prepared.heading,
-            hypers,
-            config=config,
-        )
-        step = jax.jit(core.step, static_argnames="config")
+    from moseq_xr.fitting.api import precision_scope
+
+    frozen = frozen_chain(ds, fitted, seed, precision)
+    config, data, hypers = frozen.config, frozen.data, frozen.hypers
+    with precision_scope(frozen.precision):
         chain = run_chain(
-            lambda k, s: step(k, s, data, hypers, config=config),
-            state,
-            key,
+            lambda k, s: FROZEN_STEP(k, s, data, hypers, config=config),
+            frozen.state,
+            frozen.key,
             0,
             num_iters,
-            fps=prepared.segments.fps,
+            fps=frozen.prepared.segments.fps,
             progress=progress,
-            precision=precision or attrs["precision"],
+            precision=frozen.precision,
         )
-        marginals, best = jax.jit(_posterior, static_argnames="config")(
-            chain.state, data, config=config
-        )
+        marginals, best = _POSTERIOR(chain.state, data, config=config)
     variables = _result_variables(
-        chain.state, marginals, best, prepared.segments, config, attrs
+        chain.state, marginals, best, frozen.prepared.segments, config, frozen.attrs
     )
     out = ds.assign(
         {

@@ -1,0 +1,284 @@
+"""Where a fit runs: devices, row sharding and the memory plan.
+
+* :func:`device_mesh` picks the devices (default: every visible device of
+  JAX's default backend) and builds the one-axis mesh that segment rows are
+  split over.
+* :func:`plan_memory` estimates the bytes a Gibbs sweep needs per frame for the
+  chosen options, reads the free memory of the devices and chooses how many
+  segment rows each device processes at once (the rest wait their turn). A fit
+  that cannot fit even one row per device stops with the figures and what to
+  change.
+* :func:`place` pads the rows to a multiple of the device count (padding rows
+  are fully masked) and puts data and latents on the devices, rows split,
+  parameters replicated.
+
+Nothing here changes global JAX state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from moseq_xr.core import model as core
+from moseq_xr.core.rows import ROW_AXIS
+from moseq_xr.exceptions import FitError, MoseqXrWarning
+
+#: Fraction of the free memory a fit plans to use.
+HEADROOM = 0.8
+
+#: XLA flag without which jaxlib's CPU runtime can deadlock on several host devices.
+_CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+
+class MemoryPlan(NamedTuple):
+    """How the rows of a fit are processed.
+
+    Attributes
+    ----------
+    rows_per_batch
+        Rows sampled at once per device (``None``: all of them).
+    rows_per_device
+        Rows each device holds.
+    bytes_per_frame
+        Estimated working memory of a sweep per frame.
+    bytes_needed
+        Estimated peak per device without batching.
+    bytes_available
+        Memory the plan may use per device.
+    """
+
+    rows_per_batch: int | None
+    rows_per_device: int
+    bytes_per_frame: int
+    bytes_needed: int
+    bytes_available: int
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``"8GB"``, ``"512 MiB"``, ``2e9`` -> bytes."""
+    if isinstance(value, int | float):
+        return int(value)
+    units = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}
+    units |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+    match = re.fullmatch(r"([0-9.eE+]+)\s*([a-z]*)", str(value).strip().lower())
+    if match is None or match.group(2) not in units:
+        raise ValueError(f"memory_limit: cannot read {value!r} (e.g. '8GB', '512MiB')")
+    return int(float(match.group(1)) * units[match.group(2)])
+
+
+def frame_bytes(
+    config: core.ModelConfig, num_keypoints: int, num_dims: int, itemsize: int
+) -> tuple[int, int]:
+    """Estimated ``(working, resident)`` bytes per frame of one sweep.
+
+    Working memory is what the per-row samplers hold at once: the AR
+    residuals and log-likelihoods of every state, the forward messages, and
+    for the full model the Kalman information matrices and gathered dynamics.
+    Resident memory is the data and latent variables kept between sweeps.
+    """
+    states, dim, lags = config.num_states, config.latent_dim, config.nlags
+    working = states * dim + 4 * states + 8
+    if config.stage == "full":
+        state_dim = dim * lags
+        working = max(
+            working,
+            6 * state_dim**2 + dim * (dim * lags + 1) + dim**2 + 4 * state_dim,
+        )
+        working += 6 * num_keypoints * num_dims
+    resident = 2 * num_keypoints * num_dims + 3 * num_keypoints + dim + num_dims + 4
+    return 2 * working * itemsize, resident * itemsize
+
+
+def available_bytes(device: jax.Device) -> int | None:
+    """Free memory of a device (host memory for CPUs); ``None`` when unknown."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _too_big(needed: int, available: int, row_length: int, rows: int) -> FitError:
+    return FitError(
+        f"this fit needs about {needed / 1e9:.2f} GB per device for its data and "
+        f"one segment row of {row_length} frames, but only {available / 1e9:.2f} GB "
+        f"are available ({rows} rows per device). Use shorter segments "
+        "(max_seg_length=...), fewer states (num_states=...), "
+        "precision='float32', more devices, or fit fewer recordings at a time"
+    )
+
+
+def plan_memory(
+    num_rows: int,
+    row_length: int,
+    config: core.ModelConfig,
+    num_keypoints: int,
+    num_dims: int,
+    itemsize: int,
+    devices: list[jax.Device],
+    memory_limit: int | float | str | None = None,
+) -> MemoryPlan:
+    """Choose how many rows each device samples at once.
+
+    Parameters
+    ----------
+    num_rows, row_length
+        Segment rows and frames per row.
+    config
+        The model's static configuration (stage, sizes).
+    num_keypoints, num_dims, itemsize
+        Data sizes and bytes per float.
+    devices
+        The devices the rows are split over.
+    memory_limit
+        Bytes (or ``"8GB"``) each device may use; default: a fraction of its
+        free memory.
+
+    Returns
+    -------
+    MemoryPlan
+
+    Raises
+    ------
+    FitError
+        When not even one row per device fits.
+    """
+    working, resident = frame_bytes(config, num_keypoints, num_dims, itemsize)
+    per_device = math.ceil(num_rows / len(devices))
+    if memory_limit is not None:
+        limit = parse_bytes(memory_limit)
+    else:
+        free = [available_bytes(d) for d in devices]
+        known = [f for f in free if f is not None]
+        limit = int(HEADROOM * min(known)) if known else None
+    held = per_device * row_length * resident
+    needed = held + per_device * row_length * working
+    if limit is None or needed <= limit:
+        return MemoryPlan(None, per_device, working, needed, limit or needed)
+    spare = limit - held
+    rows = spare // (row_length * working)
+    if rows < 1:
+        raise _too_big(held + row_length * working, limit, row_length, per_device)
+    return MemoryPlan(int(rows), per_device, working, needed, limit)
+
+
+def device_mesh(devices: Any = None) -> tuple[list[jax.Device], Mesh | None]:
+    """The devices of a fit and the mesh its rows are split over (``None``: one device).
+
+    Parameters
+    ----------
+    devices
+        ``None`` (every device of the default backend), an int (the first
+        ``n``), or a list of devices.
+    """
+    visible = jax.devices()
+    if devices is None:
+        chosen = visible
+    elif isinstance(devices, int):
+        if not 1 <= devices <= len(visible):
+            raise ValueError(
+                f"devices={devices}: between 1 and {len(visible)} devices are visible"
+            )
+        chosen = visible[:devices]
+    else:
+        chosen = list(devices)
+    if len(chosen) == 1:
+        return chosen, None
+    if chosen[0].platform == "cpu" and _CPU_SCHEDULER_FLAG not in os.environ.get(
+        "XLA_FLAGS", ""
+    ):
+        warnings.warn(
+            f"splitting a fit over {len(chosen)} CPU devices: jaxlib's CPU runtime "
+            f"can deadlock there unless XLA_FLAGS contains {_CPU_SCHEDULER_FLAG}; "
+            "on one CPU a single device is usually faster (devices=1)",
+            MoseqXrWarning,
+            stacklevel=3,
+        )
+    return chosen, Mesh(np.array(chosen), (ROW_AXIS,))
+
+
+def _pad_leaf(leaf: jax.Array, extra: int, fill: float | None) -> jax.Array:
+    copies = jnp.repeat(leaf[:1], extra, axis=0)
+    if fill is not None:
+        copies = jnp.full_like(copies, fill)
+    return jnp.concatenate([leaf, copies])
+
+
+def pad_rows(
+    data: core.ModelData, latents: core.Latents, multiple: int
+) -> tuple[core.ModelData, core.Latents]:
+    """Add fully masked rows (copies of row 0) up to a multiple of ``multiple``."""
+    extra = -data.Y.shape[0] % multiple
+    if extra == 0:
+        return data, latents
+    data = core.ModelData(
+        Y=_pad_leaf(data.Y, extra, None),
+        mask=_pad_leaf(data.mask, extra, 0.0),
+        noise_prior=_pad_leaf(data.noise_prior, extra, None),
+    )
+    latents = jax.tree_util.tree_map(lambda a: _pad_leaf(a, extra, None), latents)
+    return data, latents
+
+
+def shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
+    """``(rows split, replicated)`` shardings of a mesh."""
+    return NamedSharding(mesh, PartitionSpec(ROW_AXIS)), NamedSharding(
+        mesh, PartitionSpec()
+    )
+
+
+def place(
+    data: core.ModelData, state: core.ModelState, mesh: Mesh | None
+) -> tuple[core.ModelData, core.ModelState]:
+    """Pad the rows to the mesh size and put them on its devices."""
+    if mesh is None:
+        return data, state
+    data, latents = pad_rows(data, state.latents, mesh.size)
+    rows, replicated = shardings(mesh)
+    data = jax.device_put(data, rows)
+    state = core.ModelState(
+        jax.device_put(state.params, replicated), jax.device_put(latents, rows)
+    )
+    return data, state
+
+
+def constrain(state: core.ModelState, mesh: Mesh | None) -> core.ModelState:
+    """Keep a sweep's output on its input's shardings (no recompiles)."""
+    if mesh is None:
+        return state
+    rows, replicated = shardings(mesh)
+    return core.ModelState(
+        jax.lax.with_sharding_constraint(state.params, replicated),
+        jax.lax.with_sharding_constraint(state.latents, rows),
+    )
+
+
+__all__ = [
+    "MemoryPlan",
+    "available_bytes",
+    "constrain",
+    "device_mesh",
+    "frame_bytes",
+    "pad_rows",
+    "parse_bytes",
+    "place",
+    "plan_memory",
+]
