@@ -26,6 +26,7 @@ from moseq_xr.core.autoregression import ar_log_likelihoods
 from moseq_xr.core.hmm import smoother_marginals
 from moseq_xr.core.keypoint_slds import init_noise_scales
 from moseq_xr.core.keypoints import embed, to_egocentric
+from moseq_xr.core.rows import map_rows
 from moseq_xr.exceptions import FitError
 from moseq_xr.fitting.bridge import Segments, from_segments
 from moseq_xr.fitting.loop import run_chain
@@ -85,10 +86,9 @@ def _frozen_state(
         key_noise, data.Y, x, v, h, params.Cd, data.noise_prior, hypers.obs.nu_s
     )
     zmask = core.state_mask(data.mask, config.nlags)
-    log_lik = (
-        ar_log_likelihoods(x, params.Ab, params.Q, config.nlags) * zmask[..., None]
+    z, _ = core.sample_syllables_given_x(
+        key_z, params.pi, params.Ab, params.Q, x, zmask, config
     )
-    z, _ = core.sample_syllables(key_z, jnp.log(params.pi), log_lik, False)
     return core.ModelState(params, core.Latents(z=z, x=x, v=v, h=h, s=s))
 
 
@@ -120,7 +120,12 @@ class FrozenChain(NamedTuple):
 
 
 def frozen_chain(
-    ds: xr.Dataset, fitted: xr.DataTree, seed: int = 0, precision: str | None = None
+    ds: xr.Dataset,
+    fitted: xr.DataTree,
+    seed: int = 0,
+    precision: str | None = None,
+    devices: Any = None,
+    memory_limit: int | float | str | None = None,
 ) -> FrozenChain:
     """Prepare ``ds`` for a fitted model and build the chain's initial state.
 
@@ -129,8 +134,10 @@ def frozen_chain(
     syllables drawn from the fitted model (:func:`_frozen_state`). Arrays are
     made in ``precision`` (default: the model's); run the chain inside
     ``precision_scope(chain.precision)``. Sweep ``i`` uses ``fold_in(key, i)``.
+    Rows are split over ``devices`` and batched to fit ``memory_limit`` as in
+    :func:`moseq_xr.fit`; the state may hold padding rows after the real ones.
     """
-    from moseq_xr.fitting.api import KEY_IMPL, _model_data, precision_scope
+    from moseq_xr.fitting.api import KEY_IMPL, _model_data, _placed, precision_scope
 
     model, pca, attrs = _model_parts(fitted)
     config = core.ModelConfig(**{**attrs["config"], "resample_params": False})
@@ -150,6 +157,7 @@ def frozen_chain(
             hypers,
             config=config,
         )
+        data, state, config = _placed(data, state, config, devices, memory_limit)
     return FrozenChain(prepared, data, hypers, config, state, key, attrs, precision)
 
 
@@ -167,19 +175,25 @@ def frame_log_likelihood_reference(
     return {"q01": float(np.quantile(values, 0.01)), "median": float(np.median(values))}
 
 
-def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[Any, Any]:
-    """Per-frame syllable marginals and best AR log-likelihood (rows, T-L, ...)."""
-    zmask = core.state_mask(data.mask, config.nlags)
-    log_lik = (
-        ar_log_likelihoods(
-            state.latents.x, state.params.Ab, state.params.Q, config.nlags
-        )
-        * zmask[..., None]
-    )
-    marginals = jax.vmap(smoother_marginals, in_axes=(None, 0))(
-        jnp.log(state.params.pi), log_lik
-    )
+def _posterior_block(x, zmask, log_pi, Ab, Q, nlags: int) -> tuple[Any, Any]:
+    log_lik = ar_log_likelihoods(x, Ab, Q, nlags) * zmask[..., None]
+    marginals = jax.vmap(smoother_marginals, in_axes=(None, 0))(log_pi, log_lik)
     return marginals, log_lik.max(-1)
+
+
+def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[Any, Any]:
+    """Per-frame syllable marginals and best AR log-likelihood (rows, T-L, ...).
+
+    Row block by row block on the chain's devices (see ``map_rows``).
+    """
+    params = state.params
+    return map_rows(
+        lambda *args: _posterior_block(*args, nlags=config.nlags),
+        (state.latents.x, core.state_mask(data.mask, config.nlags)),
+        (jnp.log(params.pi), params.Ab, params.Q),
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
+    )
 
 
 #: Compiled once per process (and per shape): the frozen-parameter state, sweep
@@ -197,6 +211,11 @@ def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
 def _result_variables(
     state, marginals, best, segments: Segments, config, attrs
 ) -> dict:
+    num_rows = len(segments.start)  # without the devices' padding rows
+    state = state._replace(
+        latents=jax.tree_util.tree_map(lambda a: a[:num_rows], state.latents)
+    )
+    marginals, best = marginals[:num_rows], best[:num_rows]
     nlags = config.nlags
     probability = from_segments(
         _front_pad(np.asarray(marginals), nlags, np.nan), segments, (N.SYLLABLE_ID,)
@@ -232,6 +251,8 @@ def apply(
     precision: str | None = None,
     client: Any = None,
     recordings_per_chunk: int | None = None,
+    devices: Any = None,
+    memory_limit: int | float | str | None = None,
 ) -> xr.Dataset:
     """Label new data with a fitted model (parameters frozen).
 
@@ -269,6 +290,9 @@ def apply(
         Recordings labelled together. Default: the Dataset's chunking along
         ``recording`` when Dask-backed, else a rough memory estimate (see
         :func:`moseq_xr.fitting.chunked.recording_chunks`).
+    devices, memory_limit
+        Devices to split the rows over and memory each may use, as for
+        :func:`moseq_xr.fit` (in-memory path).
 
     Returns
     -------
@@ -302,7 +326,7 @@ def apply(
         )
     from moseq_xr.fitting.api import precision_scope
 
-    frozen = frozen_chain(ds, fitted, seed, precision)
+    frozen = frozen_chain(ds, fitted, seed, precision, devices, memory_limit)
     config, data, hypers = frozen.config, frozen.data, frozen.hypers
     with precision_scope(frozen.precision):
         chain = run_chain(

@@ -190,6 +190,8 @@ def _output_variables(
     nlags: int,
     count: int,
 ) -> dict[str, xr.DataArray]:
+    num_rows = len(segments.start)  # without the devices' padding rows
+    marginals, samples = marginals[:num_rows], [z[:num_rows] for z in samples]
     probability = from_segments(
         _front_pad(marginals, nlags, np.nan), segments, (N.SYLLABLE_ID,)
     )
