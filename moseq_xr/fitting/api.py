@@ -492,10 +492,36 @@ def _from_previous_fit(
             hypers,
             config=config,
         )
-    syllable = init.to_dataset()["syllable"]
-    rows = segment_values(syllable, prepared.segments)[:, config.nlags :]
+    root = init.to_dataset()
+    rows = segment_values(root["syllable"], prepared.segments)[:, config.nlags :]
     z = jnp.asarray(np.maximum(rows, 0), jnp.int32)
-    return core.ModelState(params, state.latents._replace(z=z))
+    latents = _fitted_continuous(root, prepared, state.latents)
+    return core.ModelState(params, latents._replace(z=z))
+
+
+def _fitted_continuous(
+    root: xr.Dataset, prepared: PreparedData, latents: core.Latents
+) -> core.Latents:
+    """Pose latents, centroid and heading of a full-stage fit, where it has them.
+
+    Continuing a full-stage fit on its own data starts from where it stopped,
+    not from the PCA projection.
+    """
+    from moseq_xr.fitting.bridge import segment_values
+
+    fields = {"x": ("latent_state", ("latent",)), "v": ("centroid", (N.SPACE,))}
+    fields["h"] = ("heading", ())
+    updates = {}
+    for field, (name, dims) in fields.items():
+        current = np.asarray(getattr(latents, field))
+        if name not in root:
+            continue
+        fitted = segment_values(root[name], prepared.segments, dims)
+        if fitted.shape != current.shape:
+            continue
+        merged = np.where(np.isfinite(fitted), fitted, current)
+        updates[field] = jnp.asarray(merged, current.dtype)
+    return latents._replace(**updates)
 
 
 def _init_settings(

@@ -85,3 +85,14 @@ def test_a_pca_taken_from_a_tree_fits_other_recordings(other_recordings, trained
     np.testing.assert_array_equal(
         tree["pca"]["loadings"].values, trained_ar["pca"]["loadings"].values
     )
+
+
+@pytest.mark.slow
+def test_continuing_a_full_fit_starts_where_it_stopped(train_data, trained_full):
+    start = api.fit(
+        train_data, "full", num_iters=0, init=trained_full, kappa=1e4, progress=False
+    )
+    for name in ("latent_state", "centroid", "heading", "syllable"):
+        np.testing.assert_allclose(
+            start[name].values, trained_full[name].values, rtol=1e-10, atol=1e-12
+        )
