@@ -123,7 +123,10 @@ class MoseqAccessor:
         return transition_matrices(self._obj, **options)
 
     def typical_trajectories(self, **options: Any) -> xr.DataArray:
-        """Egocentric trajectories (see :func:`moseq_xr.analysis.typical_trajectories`)."""
+        """Egocentric trajectories.
+
+        See :func:`moseq_xr.analysis.typical_trajectories`.
+        """
         from moseq_xr.analysis import typical_trajectories
 
         return typical_trajectories(self._obj, **options)
@@ -141,7 +144,10 @@ class MoseqAccessor:
         return merge_syllables(self._obj, mapping)
 
     def to_reference_results(self, directory: Any, overwrite: bool = False) -> Any:
-        """keypoint-MoSeq results layout (see :func:`moseq_xr.export.to_reference_results`)."""
+        """Export to the keypoint-MoSeq results layout.
+
+        See :func:`moseq_xr.export.to_reference_results`.
+        """
         from moseq_xr.export import to_reference_results
 
         return to_reference_results(self._obj, directory, overwrite=overwrite)

@@ -236,8 +236,9 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help='format option passed to the loader, e.g. keypoint_names=\'["nose","tail"]\' '
-        "or skeleton_file=skel.mat (VALUE is read as JSON when it parses, else as text)",
+        help="format option passed to the loader, e.g. "
+        'keypoint_names=\'["nose","tail"]\' or skeleton_file=skel.mat '
+        "(VALUE is read as JSON when it parses, else as text)",
     )
     parser.add_argument("-o", "--output", required=True, help="project store to write")
     mode = parser.add_mutually_exclusive_group()
@@ -248,7 +249,10 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _loader_options(pairs: list[str]) -> dict[str, Any]:
-    """``["name=value", ...]`` -> ``{name: value}``, values parsed as JSON when possible."""
+    """Turn ``["name=value", ...]`` into ``{name: value}``.
+
+    Values are parsed as JSON when possible, else kept as text.
+    """
     import json
 
     options: dict[str, Any] = {}
@@ -490,6 +494,12 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="associative-scan message passing (GPUs)",
     )
+    parser.add_argument(
+        "--devices", type=int, help="devices to split the rows over (default: all)"
+    )
+    parser.add_argument(
+        "--memory-limit", help="memory per device, e.g. 8GB (default: 80%% of free)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -541,6 +551,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         precision=args.precision,
         parallel_message_passing=args.parallel,
         progress=not args.no_progress,
+        devices=args.devices,
+        memory_limit=args.memory_limit,
         fix_heading=args.fix_heading,
         outlier_removal=args.outlier_removal,
         **options,

@@ -107,8 +107,10 @@ def _fit_ar(state: DemoState) -> None:
     state.results["ar"] = tree
     trace = tree["trace"].to_dataset()
     state.console.print(
-        f"AR stage: {int(trace.sizes['iteration'])} iterations, median syllable duration "
-        f"{float(trace['median_duration_s'][-1]):.2f} s; results saved to {state.store}"
+        f"AR stage: {int(trace.sizes['iteration'])} iterations, "
+        "median syllable duration "
+        f"{float(trace['median_duration_s'][-1]):.2f} s; "
+        f"results saved to {state.store}"
     )
 
 

@@ -12,6 +12,7 @@ NaN gaps. The truth comes back as variables ``true_syllable``,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,8 +45,9 @@ def sticky_transition_matrix(num_states: int, mean_duration: float) -> np.ndarra
 def random_dynamics(
     rng: np.random.Generator, num_states: int, latent_dim: int, noise: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable, distinct AR(1) dynamics ``(A, b, noise sd)``: damped rotations
-    towards well-separated fixed points.
+    """Draw stable, distinct AR(1) dynamics ``(A, b, noise sd)``.
+
+    The dynamics are damped rotations towards well-separated fixed points.
     """
     A = np.zeros((num_states, latent_dim, latent_dim))
     for state in range(num_states):
@@ -119,7 +121,10 @@ def _rotate(points: np.ndarray, heading: np.ndarray) -> np.ndarray:
 def observe_keypoints(
     rng, x, centroid, heading, Cd, confidence, nu_s, slope=-0.5, intercept=0.25
 ) -> np.ndarray:
-    """``Y = R(h) Gamma (C x + d) + v + noise``, noise scale from the confidence prior."""
+    """Observe keypoints ``Y = R(h) Gamma (C x + d) + v + noise``.
+
+    The noise scale is drawn from the confidence prior.
+    """
     num_frames, num_keypoints = confidence.shape
     prior_scale = 10 ** (2 * (slope * np.log10(confidence + 1e-6) + intercept))
     scale = nu_s * prior_scale / rng.chisquare(nu_s, confidence.shape)
@@ -273,7 +278,8 @@ def simulate(
     )
     if len(frames) != num_recordings or min(frames) < 2:
         raise ValueError(
-            f"num_frames must give {num_recordings} lengths of at least 2, got {num_frames}"
+            f"num_frames must give {num_recordings} lengths of at least 2, "
+            f"got {num_frames}"
         )
     if num_dims not in (2, 3):
         raise ValueError(f"num_dims must be 2 or 3, got {num_dims}")
@@ -332,5 +338,5 @@ def simulate(
     )
     ds.attrs["space_unit"] = "pixels"
     names = [str(k) for k in ds.keypoint.values]
-    ds.attrs["skeleton"] = [[a, b] for a, b in zip(names[:-1], names[1:], strict=True)]
+    ds.attrs["skeleton"] = [[a, b] for a, b in itertools.pairwise(names)]
     return ds

@@ -28,7 +28,10 @@ from moseq_xr.core.distributions import dirichlet_log_density, sample_dirichlet
 
 
 class TransitionHypers(NamedTuple):
-    """Hyperparameters of the sticky HDP prior (scalars; arrays so they can be vmapped)."""
+    """Hyperparameters of the sticky HDP prior.
+
+    Scalars, stored as arrays so they can be vmapped.
+    """
 
     alpha: jax.Array
     gamma: jax.Array

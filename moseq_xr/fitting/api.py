@@ -157,7 +157,8 @@ class _Run:
 
     A chain runs one or more *phases* (``{"stage", "num_iters", "kappa"}``):
     ``stage="both"`` is an AR phase followed by a full phase. Sweep ``i`` of
-    phase ``p`` uses the key ``fold_in(fold_in(key, p), i)`` (phase 0: ``fold_in(key, i)``).
+    phase ``p`` uses the key ``fold_in(fold_in(key, p), i)`` (phase 0:
+    ``fold_in(key, i)``).
     """
 
     def __init__(
@@ -294,9 +295,7 @@ def _results(ds: xr.Dataset, run: _Run, chain: ChainResult) -> xr.DataTree:
     )
     params = {k: np.asarray(v) for k, v in chain.state.params._asdict().items()}
     latents = _real_rows(chain.state.latents, len(index["start"]))
-    syllables = frame_syllables(
-        np.asarray(latents.z), run.config.nlags, shell
-    )
+    syllables = frame_syllables(np.asarray(latents.z), run.config.nlags, shell)
     order = frequency_order(syllables.values, run.config.num_states)
     syllables = syllables.copy(data=relabel(syllables.values, order))
     syllables.attrs = {
@@ -412,8 +411,9 @@ def _store_path(checkpoint: str | Path | None, ds: xr.Dataset) -> Path | None:
     pose = ds[list(N.DATA_VARS)]
     if not _same_pose_data(stored[list(N.DATA_VARS)], pose):
         raise StoreError(
-            f"{path}: this project store holds other pose data than the Dataset being "
-            "fitted; fit the store's own data (moseq_xr.open(path)) or choose a new path"
+            f"{path}: this project store holds other pose data than the Dataset "
+            "being fitted; fit the store's own data (moseq_xr.open(path)) or choose "
+            "a new path"
         )
     return path
 
@@ -677,7 +677,8 @@ def fit(
     )
     if not 1 <= latent_dim <= prepared.pca.sizes["pc"]:
         raise ValueError(
-            f"latent_dim must be between 1 and {prepared.pca.sizes['pc']}, got {latent_dim}"
+            f"latent_dim must be between 1 and {prepared.pca.sizes['pc']}, "
+            f"got {latent_dim}"
         )
     phases = _phases(stage, num_iters, kappa, ar_iters, ar_kappa)
     config = core.ModelConfig(

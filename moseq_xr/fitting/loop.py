@@ -52,7 +52,10 @@ def leaf_names(state: Any) -> list[str]:
 
 
 def _nan_advice(bad: list[str], precision: str) -> str:
-    advice = "check the data with ds.moseq.qc() (outliers, huge coordinates) or try a smaller latent_dim"
+    advice = (
+        "check the data with ds.moseq.qc() (outliers, huge coordinates) "
+        "or try a smaller latent_dim"
+    )
     if precision != "float64":
         advice = 'use precision="float64", or ' + advice
     return f"non-finite values in {', '.join(bad)} after the sweep; {advice}"

@@ -128,9 +128,9 @@ def default_body_axis(keypoints: Sequence[str]) -> tuple[list[str], list[str]]:
     if not anterior or not posterior:
         anterior, posterior = [names[0]], [names[-1]]
         warnings.warn(
-            f"anterior/posterior keypoints not given and not recognised from the names; "
-            f"using {anterior[0]!r} -> {posterior[0]!r} as the body axis. Pass anterior= "
-            "and posterior= to choose.",
+            "anterior/posterior keypoints not given and not recognised from the "
+            f"names; using {anterior[0]!r} -> {posterior[0]!r} as the body axis. "
+            "Pass anterior= and posterior= to choose.",
             DataQualityWarning,
             stacklevel=4,
         )
@@ -193,8 +193,8 @@ def prepare(
         )
     elif list(pca[N.KEYPOINT].values) != list(cleaned[N.KEYPOINT].values):
         raise FitError(
-            f"the model's keypoints {list(pca[N.KEYPOINT].values)} differ from the data's "
-            f"{list(cleaned[N.KEYPOINT].values)}"
+            f"the model's keypoints {list(pca[N.KEYPOINT].values)} differ from the "
+            f"data's {list(cleaned[N.KEYPOINT].values)}"
         )
     segments = to_segments(
         cleaned, options.seg_length, options.max_seg_length, overlap=options.overlap

@@ -127,8 +127,9 @@ def result_tree(
     pca: xr.Dataset,
     arguments: dict[str, Any],
 ) -> xr.DataTree:
-    """The tree ``fit`` returns: pose Dataset + results at the root, then
-    ``/model``, ``/trace`` and ``/pca``.
+    """Build the tree that ``fit`` returns.
+
+    Pose Dataset + results at the root, then ``/model``, ``/trace`` and ``/pca``.
     """
     root = ds.assign(
         {

@@ -108,8 +108,8 @@ def _recognised(files: list[tuple[Path, bool]], source: str) -> list[Path]:
         kept.append(path)
     if skipped:
         warnings.warn(
-            f"skipped {len(skipped)} file(s) that are not pose files of a known format: "
-            f"{skipped}",
+            f"skipped {len(skipped)} file(s) that are not pose files of a known "
+            f"format: {skipped}",
             DataQualityWarning,
             stacklevel=3,
         )

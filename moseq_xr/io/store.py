@@ -255,7 +255,8 @@ def save(data: xr.Dataset | xr.DataTree, path: str | Path, mode: str = "w") -> P
     kind = _store_kind(path) if path.exists() else None
     if path.exists() and kind is None:
         raise StoreError(
-            f"{path}: exists and is not a moseq_xr project store; refusing to overwrite it"
+            f"{path}: exists and is not a moseq_xr project store; "
+            "refusing to overwrite it"
         )
     if mode == "a" and kind is not None:
         existing = open(path)

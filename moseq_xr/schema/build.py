@@ -204,7 +204,8 @@ def _union_individuals(
         if unknown:
             raise SchemaError(
                 "individual",
-                f"individuals {unknown} are in none of the files; they have {sorted(known)}",
+                f"individuals {unknown} are in none of the files; "
+                f"they have {sorted(known)}",
             )
         return list(individuals)
     union: list[str] = []

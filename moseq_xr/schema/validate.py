@@ -40,7 +40,8 @@ def _check_variable(
     if kind not in spec.kind and not (kind == "O" and "U" in spec.kind):
         raise SchemaError(
             name,
-            f"{where} '{name}' must have dtype kind {spec.kind!r}, got {variable.dtype}",
+            f"{where} '{name}' must have dtype kind {spec.kind!r}, "
+            f"got {variable.dtype}",
         )
 
 

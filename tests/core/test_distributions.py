@@ -114,3 +114,58 @@ def test_log_gamma_stays_finite_for_tiny_shapes(key):
     log_draws = dist.sample_log_gamma(key, jnp.full((1000,), 1e-200))
     assert bool(jnp.all(jnp.isfinite(log_draws)))
     assert float(log_draws.max()) < -1e100
+
+
+def smooth_series(n=50000, dim=3, decay=0.99, noise=0.02, offset=2.0, seed=0):
+    """A long, smooth AR(1) series far from 0 (like a state of 30 fps latents)."""
+    rng = np.random.default_rng(seed)
+    innovations = noise * rng.normal(size=(n, dim))
+    x = np.empty((n, dim))
+    x[0] = offset
+    for t in range(1, n):
+        x[t] = decay * x[t - 1] + (1 - decay) * offset + innovations[t]
+    return x
+
+
+def test_mniw_posterior_keeps_the_noise_scale_in_float32():
+    """``S_n`` (n Q) is ~1e-4 of ``Syy`` here: the uncentred subtraction
+    ``Syy - M_n K_n^{-1} M_n^T`` lost it entirely in float32 (error 160 %)."""
+    x = smooth_series()
+    design = np.c_[x[:-1], np.ones(len(x) - 1)]
+    stats_ = (design.T @ design, x[1:].T @ design, x[1:].T @ x[1:], len(x) - 1.0)
+    prior = (5.0, 0.01 * np.eye(3), np.c_[np.eye(3), np.zeros(3)], 10 * np.eye(4))
+    exact = dist.mniw_posterior(
+        tuple(map(jnp.asarray, stats_)), tuple(map(jnp.asarray, prior))
+    )
+    with jax.enable_x64(False):
+        single = dist.mniw_posterior(
+            tuple(jnp.asarray(s, jnp.float32) for s in stats_),
+            tuple(jnp.asarray(p, jnp.float32) for p in prior),
+        )
+        assert single[1].dtype == jnp.float32
+    for name, got, want in zip(["nu", "S", "M", "K"], single, exact, strict=True):
+        got, want = np.asarray(got, np.float64), np.asarray(want)
+        error = np.abs(got - want).max() / np.abs(want).max()
+        assert error < 1e-2, (name, error)
+    np.testing.assert_allclose(
+        np.asarray(exact[1]) / len(x), 0.02**2 * np.eye(3), atol=2e-5
+    )
+
+
+def test_mniw_factors_reproduce_the_posterior(key):
+    x, y, _ = _regression_data(key)
+    x = x + jnp.array([5.0, -3.0, 0.0])  # off-centre regressors
+    prior = (jnp.asarray(4.0), 0.01 * jnp.eye(2), jnp.zeros((2, 3)), 10.0 * jnp.eye(3))
+    stats_ = (x.T @ x, y.T @ x, y.T @ y, jnp.asarray(float(len(x))))
+    factors = dist.mniw_factors(stats_, prior)
+    k_n = np.linalg.inv(np.linalg.inv(prior[3]) + x.T @ x)
+    np.testing.assert_allclose(
+        factors.col_factor.T @ factors.col_factor, k_n, rtol=1e-8
+    )
+    np.testing.assert_allclose(factors.mean, (y.T @ x) @ k_n, rtol=1e-8)
+    draws = jax.vmap(dist.sample_mniw_factors, in_axes=(0, None))(
+        jax.random.split(key, 20000), factors
+    )
+    np.testing.assert_allclose(draws[0].mean(0), factors.mean, atol=0.01)
+    scale = factors.chol_scale @ factors.chol_scale.T
+    np.testing.assert_allclose(draws[1].mean(0), scale / (factors.nu - 3), rtol=0.03)

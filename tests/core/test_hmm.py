@@ -84,7 +84,7 @@ def test_masked_frames_are_uninformative(key):
     log_pi, log_lik = _problem(key)
     masked = log_lik.at[2:4].set(0.0)
     marginals = hmm.smoother_marginals(log_pi, masked)
-    evidence, expected, _, _ = _brute_force(log_pi, masked)
+    _, expected, _, _ = _brute_force(log_pi, masked)
     np.testing.assert_allclose(marginals, expected, atol=1e-10)
 
 

@@ -90,6 +90,10 @@ def test_fit_and_apply_from_the_command_line(data, tmp_path, capsys):
                 "4",
                 "--kappa",
                 "1e4",
+                "--devices",
+                "1",
+                "--memory-limit",
+                "4GB",
                 "--no-progress",
             ]
         )

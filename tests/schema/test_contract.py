@@ -129,7 +129,7 @@ def test_differing_keypoints_need_a_selection(rng):
         source_file="two.h5",
     )
     with pytest.raises(
-        moseq_xr.exceptions.LoaderError, match="two.h5.*keypoints differ"
+        moseq_xr.exceptions.LoaderError, match=r"two\.h5.*keypoints differ"
     ):
         build_dataset([one, two])
     ds = build_dataset([one, two], keypoints=["b", "a"])
