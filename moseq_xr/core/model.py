@@ -34,7 +34,11 @@ from moseq_xr.core.autoregression import (
     resample_ar_params,
 )
 from moseq_xr.core.durations import median_run_length
-from moseq_xr.core.hmm import sample_states_parallel, sample_states_serial
+from moseq_xr.core.hmm import (
+    sample_states_parallel,
+    sample_states_rows,
+    sample_states_serial,
+)
 from moseq_xr.core.rows import map_rows, row_keys
 from moseq_xr.core.transitions import (
     TransitionHypers,
@@ -237,12 +241,11 @@ def sample_syllables(
 def _syllables_block(keys, x, zmask, log_pi, Ab, Q, config: ModelConfig):
     """Syllables of a block of rows and their AR log-likelihood per row."""
     log_lik = ar_log_likelihoods(x, Ab, Q, config.nlags) * zmask[..., None]
-    sampler = (
-        sample_states_parallel
-        if config.parallel_message_passing
-        else sample_states_serial
-    )
-    z, _ = jax.vmap(sampler, in_axes=(0, None, 0))(keys, log_pi, log_lik)
+    if config.parallel_message_passing:
+        sampler = jax.vmap(sample_states_parallel, in_axes=(0, None, 0))
+    else:  # the same draws as vmap(sample_states_serial), walked time-major
+        sampler = sample_states_rows
+    z, _ = sampler(keys, log_pi, log_lik)
     chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0]
     return z, chosen.sum(-1)
 
