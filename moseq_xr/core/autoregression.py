@@ -8,7 +8,8 @@ For frames t >= L and state j::
 block just before the bias multiplies ``x_{t-1}``. The prior on each
 ``(Ab_j, Q_j)`` is ``Q_j ~ IW(nu_0, S_0)``, ``Ab_j | Q_j ~ MN(M_0, Q_j, K_0)``
 with ``M_0`` the random walk. Sufficient statistics for all states are formed
-in one pass over the frames, summed by state with a segment sum.
+about each state's mean (two passes over the frames, summed by state with
+segment sums), which keeps them accurate in float32.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from moseq_xr.core.distributions import mniw_posterior, psd_cholesky, sample_mniw
+from moseq_xr.core.distributions import (
+    mniw_factors,
+    psd_cholesky,
+    sample_mniw_factors,
+)
 
 
 class ARPrior(NamedTuple):
-    """MNIW prior shared by every state: ``nu_0, S_0 (P,P), M_0 (P,PL+1), K_0 (PL+1,PL+1)``."""
+    """MNIW prior shared by every state.
+
+    ``nu_0``, ``S_0 (P, P)``, ``M_0 (P, PL+1)`` and ``K_0 (PL+1, PL+1)``.
+    """
 
     nu_0: jax.Array
     S_0: jax.Array
@@ -72,17 +80,35 @@ def lagged_regressors(x: jax.Array, nlags: int) -> jax.Array:
     """
     num_frames = x.shape[-2]
     lags = [x[..., lag : num_frames - nlags + lag, :] for lag in range(nlags)]
-    ones = jnp.ones(x.shape[:-2] + (num_frames - nlags, 1), x.dtype)
+    ones = jnp.ones((*x.shape[:-2], num_frames - nlags, 1), x.dtype)
     return jnp.concatenate([*lags, ones], axis=-1)
+
+
+def _per_state_means(
+    joint: jax.Array, weights: jax.Array, z: jax.Array, num_states: int
+) -> tuple[jax.Array, jax.Array]:
+    """Weighted mean of ``joint`` per state ``(S, dim)`` and the weights ``(S,)``."""
+    counts = jax.ops.segment_sum(weights, z, num_segments=num_states)
+    sums = jax.ops.segment_sum(joint * weights[:, None], z, num_segments=num_states)
+    safe = jnp.where(counts > 0, counts, 1.0)
+    return sums / safe[:, None], counts
 
 
 def ar_sufficient_stats(
     x: jax.Array, z: jax.Array, weights: jax.Array, num_states: int, nlags: int
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Per-state sums ``(Sxx, Syx, Syy, n)`` in one pass over the frames.
+    """Per-state sums ``(Sxx, Syx, Syy, n)``, accumulated about each state's mean.
 
-    Only the upper triangle of each frame's outer product ``u u^T`` (with
-    ``u = [regressors; target]``) is formed and summed by state.
+    With ``u = [regressors; target]`` and ``m_j`` the weighted mean of ``u``
+    over the frames of state j, the sums are formed exactly as
+    ``sum w u u^T = C + r m^T + m r^T + n m m^T`` where
+    ``C = sum w (u - m)(u - m)^T`` and ``r = sum w (u - m)`` (about 0). Only the
+    centred products are accumulated over the frames, so the rounding error of
+    each sum is relative to the spread of the data, not to its mean: in
+    float32, uncentred sums over 10^5 frames of a state lie far from the
+    origin lose the AR noise covariance entirely (see
+    :func:`moseq_xr.core.distributions.mniw_factors`). Only the upper triangle
+    of each frame's outer product is formed.
 
     Parameters
     ----------
@@ -105,15 +131,26 @@ def ar_sufficient_stats(
     targets = x[:, nlags:, :]
     joint = jnp.concatenate([regressors, targets], axis=-1)
     size, dim = regressors.shape[-1], joint.shape[-1]
-    joint = joint.reshape(-1, dim) * jnp.sqrt(weights.reshape(-1, 1))
+    joint, flat_z = joint.reshape(-1, dim), z.reshape(-1)
+    flat_w = weights.reshape(-1).astype(x.dtype)
+    means, counts = _per_state_means(joint, flat_w, flat_z, num_states)
+    centred = joint - means[flat_z]
+    residual = jax.ops.segment_sum(
+        centred * flat_w[:, None], flat_z, num_segments=num_states
+    )
+    scaled = centred * jnp.sqrt(flat_w)[:, None]
     rows, cols = np.triu_indices(dim)
     upper = jax.ops.segment_sum(
-        joint[:, rows] * joint[:, cols], z.reshape(-1), num_segments=num_states
+        scaled[:, rows] * scaled[:, cols], flat_z, num_segments=num_states
     )
     full = jnp.zeros((num_states, dim, dim), x.dtype).at[:, rows, cols].set(upper)
     full = full + jnp.swapaxes(full, 1, 2) - full * jnp.eye(dim, dtype=x.dtype)
-    counts = jax.ops.segment_sum(
-        weights.reshape(-1), z.reshape(-1), num_segments=num_states
+    cross = residual[:, :, None] * means[:, None, :]
+    full = (
+        full
+        + cross
+        + jnp.swapaxes(cross, 1, 2)
+        + counts[:, None, None] * means[:, :, None] * means[:, None, :]
     )
     return full[:, :size, :size], full[:, size:, :size], full[:, size:, size:], counts
 
@@ -123,13 +160,16 @@ def resample_ar_params(
     stats: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
     prior: ARPrior,
 ) -> tuple[jax.Array, jax.Array]:
-    """Draw ``(Ab, Q)`` for every state from its MNIW posterior (states without data: prior)."""
+    """Draw ``(Ab, Q)`` for every state from its MNIW posterior.
+
+    States without data are drawn from the prior.
+    """
     num_states = stats[3].shape[0]
     keys = jax.random.split(key, num_states)
 
     def one_state(state_key, sxx, syx, syy, count):
-        posterior = mniw_posterior((sxx, syx, syy, count), tuple(prior))
-        return sample_mniw(state_key, posterior)
+        factors = mniw_factors((sxx, syx, syy, count), tuple(prior))
+        return sample_mniw_factors(state_key, factors)
 
     return jax.vmap(one_state)(keys, *stats)
 
@@ -204,7 +244,7 @@ def ar_log_likelihoods(
 def ar_log_likelihood_chosen(
     x: jax.Array, z: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
 ) -> jax.Array:
-    """Log-likelihood of every frame t >= L under its own state ``z``: ``(N, T - L)``."""
+    """Log-likelihood of every frame t >= L under its own state: ``(N, T - L)``."""
     dim = Ab.shape[1]
     regressors = lagged_regressors(x, nlags)
     residual = x[..., nlags:, :] - jnp.einsum("ntpr,ntr->ntp", Ab[z], regressors)

@@ -8,9 +8,11 @@ before Cholesky factorisation.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import solve_triangular
 
 #: Diagonal jitter added before Cholesky, relative to the mean diagonal and to
 #: the dtype's machine epsilon (about 2e-14 in float64, 1e-5 in float32).
@@ -115,6 +117,33 @@ def _bartlett_factor(key: jax.Array, df: jax.Array, dim: int, dtype) -> jax.Arra
     return jnp.tril(normals, -1) + jnp.diag(jnp.sqrt(chi2))
 
 
+def inverse_wishart_factor(
+    key: jax.Array, df: jax.Array, chol_scale: jax.Array
+) -> jax.Array:
+    """A square root ``B`` (``B B^T = Q``) of a draw ``Q ~ InvWishart(df, scale)``.
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    df
+        Degrees of freedom, greater than ``dim - 1``.
+    chol_scale
+        Lower Cholesky factor ``C`` of the scale matrix (``scale = C C^T``).
+
+    Returns
+    -------
+    jax.Array
+        ``B = C A^{-T}`` with ``A`` the Bartlett factor of a ``Wishart(df, I)``
+        draw, so that ``Q^{-1} = C^{-T} A A^T C^{-1} ~ Wishart(df, scale^{-1})``.
+        ``B`` is not triangular; it serves directly as the row factor of a
+        matrix-normal draw, so ``Q`` never needs to be factorised again.
+    """
+    dim = chol_scale.shape[-1]
+    bartlett = _bartlett_factor(key, df, dim, chol_scale.dtype)
+    return solve_triangular(bartlett, chol_scale.T, lower=True).T
+
+
 def sample_inverse_wishart(
     key: jax.Array, df: jax.Array, scale: jax.Array
 ) -> jax.Array:
@@ -133,22 +162,140 @@ def sample_inverse_wishart(
     -------
     jax.Array
         Shape ``(dim, dim)``. Uses ``Q^{-1} ~ Wishart(df, scale^{-1})`` with the
-        Bartlett decomposition: with ``scale = C C^T`` and Bartlett factor ``A``,
-        ``Q = B B^T`` where ``B = C A^{-T}``.
+        Bartlett decomposition (:func:`inverse_wishart_factor`).
     """
-    dim = scale.shape[-1]
-    chol_scale = psd_cholesky(scale)
-    bartlett = _bartlett_factor(key, df, dim, scale.dtype)
-    factor_t = solve_triangular(bartlett, chol_scale.T, lower=True)
-    return symmetrize(factor_t.T @ factor_t)
+    factor = inverse_wishart_factor(key, df, psd_cholesky(scale))
+    return symmetrize(factor @ factor.T)
 
 
 def sample_matrix_normal(
     key: jax.Array, mean: jax.Array, row_cov: jax.Array, col_cov: jax.Array
 ) -> jax.Array:
-    """Draw ``X ~ MN(mean, row_cov, col_cov)`` (vec-covariance ``col_cov ⊗ row_cov``)."""
+    """Draw ``X ~ MN(mean, row_cov, col_cov)``.
+
+    The vec-covariance is ``col_cov ⊗ row_cov``.
+    """
     normals = jax.random.normal(key, mean.shape, mean.dtype)
     return mean + psd_cholesky(row_cov) @ normals @ psd_cholesky(col_cov).T
+
+
+def diagonal_scaled_cholesky(matrix: jax.Array) -> jax.Array:
+    """Lower Cholesky factor of ``sym(matrix)``, each diagonal entry bumped.
+
+    Each diagonal entry is raised by ``PSD_JITTER_EPS`` machine epsilons of
+    itself. Unlike :func:`psd_cholesky`, the bump is relative to each diagonal entry,
+    so it is invariant to rescaling any one coordinate (a count of 10^5 frames
+    on one diagonal entry does not inflate the jitter of the others).
+    """
+    sym = symmetrize(matrix)
+    diagonal = jnp.abs(jnp.diagonal(sym, axis1=-2, axis2=-1))
+    dtype = matrix.dtype
+    bump = PSD_JITTER_EPS * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
+    return jnp.linalg.cholesky(
+        sym + bump[..., None] * jnp.eye(sym.shape[-1], dtype=dtype)
+    )
+
+
+class MNIWFactors(NamedTuple):
+    """An MNIW posterior in factored, centred form (see :func:`mniw_factors`).
+
+    Attributes
+    ----------
+    nu
+        Degrees of freedom ``nu_n``.
+    mean
+        Posterior mean ``M_n`` of ``A``, ``(P, R)``.
+    chol_scale
+        Lower Cholesky factor of the inverse-Wishart scale ``S_n``, ``(P, P)``.
+    col_factor
+        ``W (R, R)`` with ``W^T W = K_n``: the column factor of the
+        matrix-normal draw ``A = M_n + B Z W`` (``B B^T = Q``).
+    """
+
+    nu: jax.Array
+    mean: jax.Array
+    chol_scale: jax.Array
+    col_factor: jax.Array
+
+
+def _centring(sxx: jax.Array, syx: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Shifts that centre the regressors and targets on the last regressor.
+
+    With the last regressor the constant 1 of a bias, ``shift_x = sum x / n``
+    and ``shift_y = sum y / n`` are the weighted means. The returned ``U``
+    maps ``u = [x; y]`` to ``[x - shift_x x_last; y - shift_y x_last]``; any
+    shift gives an exact change of variables, so the posterior is the same
+    whatever the last regressor is.
+    """
+    size, dim = sxx.shape[-1], syx.shape[-2]
+    last = sxx[-1, -1]
+    safe = jnp.where(last > 0, last, 1.0)
+    shift_x = jnp.where(last > 0, sxx[:-1, -1] / safe, 0.0)
+    shift_y = jnp.where(last > 0, syx[:, -1] / safe, 0.0)
+    zero = jnp.zeros((1,), sxx.dtype)
+    shift = jnp.concatenate([shift_x, zero, shift_y])
+    unit = jnp.zeros((size + dim,), sxx.dtype).at[size - 1].set(1.0)
+    return (
+        jnp.eye(size + dim, dtype=sxx.dtype) - jnp.outer(shift, unit),
+        shift_x,
+        shift_y,
+    )
+
+
+def mniw_factors(
+    stats: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    prior: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+) -> MNIWFactors:
+    r"""Posterior of an MNIW regression ``y = A x + e``, computed stably.
+
+    The prior and the data form one joint scatter matrix of ``u = [x; y]``::
+
+        G = [[K_0^{-1} + Sxx,        (M_0 K_0^{-1} + Syx)^T      ],
+             [M_0 K_0^{-1} + Syx,    S_0 + Syy + M_0 K_0^{-1} M_0^T]]
+
+    whose Cholesky factor ``[[L11, 0], [L21, L22]]`` gives every posterior
+    quantity without an explicit inverse or subtraction:
+    ``S_n = L22 L22^T`` (a Schur complement, positive definite by
+    construction), ``M_n = L21 L11^{-1}`` and ``K_n = L11^{-T} L11^{-1}``.
+    Before the factorisation ``G`` is centred (:func:`_centring`): sums of
+    uncentred products are dominated by ``n mean mean^T``, and in float32
+    the Schur complement ``S_n`` (``n Q``, often 10^-3 of ``Syy``) would be
+    lost in their rounding. The centring is undone exactly on ``M_n`` and on
+    the column factor.
+
+    Parameters
+    ----------
+    stats
+        ``(Sxx, Syx, Syy, n)``: weighted sums of ``x x^T``, ``y x^T``, ``y y^T``
+        and the weight; put the bias regressor (constant 1) last.
+    prior
+        ``(nu_0, S_0, M_0, K_0)``: ``Q ~ IW(nu_0, S_0)``, ``A | Q ~ MN(M_0, Q, K_0)``.
+
+    Returns
+    -------
+    MNIWFactors
+    """
+    sxx, syx, syy, count = stats
+    nu_0, s_0, m_0, k_0 = prior
+    size = sxx.shape[-1]
+    k0_inv = jnp.linalg.inv(symmetrize(k_0))
+    cross = m_0 @ k0_inv + syx
+    joint = jnp.block(
+        [[k0_inv + sxx, cross.T], [cross, s_0 + syy + m_0 @ k0_inv @ m_0.T]]
+    )
+    centring, shift_x, shift_y = _centring(sxx, syx)
+    chol = diagonal_scaled_cholesky(centring @ symmetrize(joint) @ centring.T)
+    chol_xx, chol_yx = chol[:size, :size], chol[size:, :size]
+    mean_centred = solve_triangular(chol_xx, chol_yx.T, lower=True, trans="T").T
+    a_part = mean_centred[:, :-1]
+    bias = mean_centred[:, -1] + shift_y - a_part @ shift_x
+    uncentre = jnp.eye(size, dtype=sxx.dtype).at[:-1, -1].set(-shift_x)  # T^{-1}
+    return MNIWFactors(
+        nu=nu_0 + count,
+        mean=jnp.concatenate([a_part, bias[:, None]], axis=1),
+        chol_scale=chol[size:, size:],
+        col_factor=solve_triangular(chol_xx, uncentre, lower=True),
+    )
 
 
 def mniw_posterior(
@@ -167,17 +314,25 @@ def mniw_posterior(
     Returns
     -------
     tuple
-        ``(nu_n, S_n, M_n, K_n)`` of the same family.
+        ``(nu_n, S_n, M_n, K_n)`` of the same family, computed by
+        :func:`mniw_factors` (sample with :func:`sample_mniw_factors`, which
+        does not factorise ``S_n`` and ``K_n`` again).
     """
-    sxx, syx, syy, count = stats
-    nu_0, s_0, m_0, k_0 = prior
-    k0_inv = jnp.linalg.inv(symmetrize(k_0))
-    precision_n = symmetrize(k0_inv + sxx)
-    chol_precision = psd_cholesky(precision_n)
-    k_n = cho_solve((chol_precision, True), jnp.eye(k_0.shape[-1], dtype=k_0.dtype))
-    m_n = (m_0 @ k0_inv + syx) @ k_n
-    s_n = s_0 + syy + m_0 @ k0_inv @ m_0.T - m_n @ precision_n @ m_n.T
-    return nu_0 + count, symmetrize(s_n), m_n, symmetrize(k_n)
+    factors = mniw_factors(stats, prior)
+    s_n = factors.chol_scale @ factors.chol_scale.T
+    k_n = factors.col_factor.T @ factors.col_factor
+    return factors.nu, symmetrize(s_n), factors.mean, symmetrize(k_n)
+
+
+def sample_mniw_factors(
+    key: jax.Array, factors: MNIWFactors
+) -> tuple[jax.Array, jax.Array]:
+    """Draw ``(A, Q)`` from an MNIW posterior given by :func:`mniw_factors`."""
+    key_q, key_a = jax.random.split(key)
+    row_factor = inverse_wishart_factor(key_q, factors.nu, factors.chol_scale)
+    normals = jax.random.normal(key_a, factors.mean.shape, factors.mean.dtype)
+    draw = factors.mean + row_factor @ normals @ factors.col_factor
+    return draw, symmetrize(row_factor @ row_factor.T)
 
 
 def sample_mniw(
