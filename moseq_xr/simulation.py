@@ -218,6 +218,10 @@ def _truth_variable(values: list[np.ndarray], num_frames: list[int], extra_dims,
     return ((N.RECORDING, N.INDIVIDUAL, N.TIME, *extra_dims), np.stack(out))
 
 
+#: Dim of ``true_latent_state``: the simulation's own latent dimension, which a
+#: fit's ``latent`` dim (its ``latent_dim``) need not match.
+TRUE_LATENT = "true_latent"
+
 def simulate(
     num_recordings: int = 2,
     num_frames: int | Sequence[int] = 3000,
@@ -313,7 +317,7 @@ def simulate(
     ds = ds.assign(
         true_syllable=_truth_variable([t["z"] for t in truths], frames, (), -1),
         true_latent_state=_truth_variable(
-            [t["x"] for t in truths], frames, ("latent",), np.nan
+            [t["x"] for t in truths], frames, (TRUE_LATENT,), np.nan
         ),
         true_centroid=_truth_variable(
             [t["v"] for t in truths], frames, (N.SPACE,), np.nan

@@ -147,8 +147,18 @@ def _heading_errors(
 
 
 def _latent_r2(fitted: xr.DataArray, truth: xr.DataArray) -> float:
-    """Variance of the true latents explained by an affine map of the fitted ones."""
-    estimate, true = _paired(fitted, truth, LATENT)
+    """Variance of the true latents explained by an affine map of the fitted ones.
+
+    The two latent dims may differ in size (``true_latent`` vs ``latent``).
+    """
+    true_dim = "true_latent" if "true_latent" in truth.dims else LATENT
+    truth = truth.rename({true_dim: "_truth_latent"})
+    fitted, truth = xr.align(
+        fitted, truth, join="inner", exclude=[LATENT, "_truth_latent"]
+    )
+    frames = [d for d in fitted.dims if d != LATENT]
+    estimate = fitted.transpose(*frames, LATENT).values
+    true = truth.transpose(*frames, "_truth_latent").values
     estimate = estimate.reshape(-1, estimate.shape[-1])
     true = true.reshape(-1, true.shape[-1])
     both = np.isfinite(estimate).all(1) & np.isfinite(true).all(1)

@@ -1,7 +1,8 @@
 """Geometry of the keypoint observation model.
 
-Keypoint k at frame t is observed as ``Y_tk ~ N(R(h_t) Yhat_tk + v_t, s_tk sigma^2_k I)``
-with ``Yhat_t = Gamma reshape(C x_t + d, (K-1, D))``: the pose latent ``x`` is
+Keypoint k at frame t is observed as
+``Y_tk ~ N(R(h_t) Yhat_tk + v_t, s_tk sigma^2_k I)`` with
+``Yhat_t = Gamma reshape(C x_t + d, (K-1, D))``: the pose latent ``x`` is
 mapped by ``Cd = [C | d]`` into the (K-1)-dimensional zero-sum keypoint space
 (basis ``Gamma``, :func:`moseq_xr.core.embedding.center_embedding`), rotated by
 the heading ``h`` in the x-y plane and shifted by the centroid ``v``.
@@ -21,7 +22,7 @@ def rotation_matrices(heading: jax.Array, num_dims: int) -> jax.Array:
     planar = jnp.stack([jnp.stack([cos, -sin], -1), jnp.stack([sin, cos], -1)], -2)
     if num_dims == 2:
         return planar
-    full = jnp.zeros(heading.shape + (3, 3), heading.dtype)
+    full = jnp.zeros((*heading.shape, 3, 3), heading.dtype)
     return full.at[..., :2, :2].set(planar).at[..., 2, 2].set(1.0)
 
 
@@ -32,17 +33,20 @@ def to_egocentric(Y: jax.Array, v: jax.Array, h: jax.Array) -> jax.Array:
 
 
 def embed(aligned: jax.Array) -> jax.Array:
-    """Flattened embedded pose ``vec(Gamma^T Y)``, keypoint-major: ``(..., (K-1)*D)``."""
+    """Flattened embedded pose ``vec(Gamma^T Y)``, keypoint-major, ``(..., (K-1)*D)``.
+
+    The rows of ``Gamma^T Y`` are concatenated keypoint by keypoint.
+    """
     basis = jnp.asarray(center_embedding(aligned.shape[-2]), aligned.dtype)
     embedded = jnp.einsum("kj,...kd->...jd", basis, aligned)
-    return embedded.reshape(embedded.shape[:-2] + (-1,))
+    return embedded.reshape((*embedded.shape[:-2], -1))
 
 
 def estimate_pose(x: jax.Array, Cd: jax.Array, num_keypoints: int) -> jax.Array:
     """Egocentric keypoints ``Yhat`` from pose latents, ``(..., K, D)``."""
     flat = x @ Cd[:, :-1].T + Cd[:, -1]
     num_dims = Cd.shape[0] // (num_keypoints - 1)
-    embedded = flat.reshape(flat.shape[:-1] + (num_keypoints - 1, num_dims))
+    embedded = flat.reshape((*flat.shape[:-1], num_keypoints - 1, num_dims))
     basis = jnp.asarray(center_embedding(num_keypoints), x.dtype)
     return jnp.einsum("kj,...jd->...kd", basis, embedded)
 

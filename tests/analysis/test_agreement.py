@@ -44,7 +44,9 @@ def _as_fit(truth: xr.Dataset) -> xr.Dataset:
         syllable=(7 - truth["true_syllable"]).where(truth["true_syllable"] >= 0, -1),
         centroid=truth["true_centroid"],
         heading=truth["true_heading"],
-        latent_state=2.0 * truth["true_latent_state"] + 1.0,
+        latent_state=(2.0 * truth["true_latent_state"] + 1.0).rename(
+            true_latent="latent"
+        ),
     ).drop_vars([name for name in truth if name.startswith("true_")])
 
 
@@ -56,6 +58,15 @@ def test_perfect_recovery(truth):
     assert errors["heading_error"] == pytest.approx(0.0, abs=1e-12)
     assert errors["heading_offset"] == pytest.approx(0.0, abs=1e-12)
     assert errors["latent_r2"] == pytest.approx(1.0)
+
+
+def test_a_fit_with_another_latent_dim_is_compared(truth):
+    """A 3-d fit of 4-d true latents: the dims differ in size, R2 is below 1."""
+    fit = _as_fit(truth)
+    fewer = fit["latent_state"].isel(latent=slice(0, 3))
+    fit = fit.drop_vars("latent_state").assign(latent_state=fewer)
+    r2 = recovery_errors(fit, truth)["latent_r2"]
+    assert 0.0 < r2 < 1.0
 
 
 def test_centroid_error_is_euclidean_and_heading_offset_is_removed(truth):

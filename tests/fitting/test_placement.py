@@ -20,7 +20,7 @@ from moseq_xr.fitting import api
 from moseq_xr.fitting.placement import frame_bytes, parse_bytes, plan_memory
 from moseq_xr.simulation import simulate
 
-OPTIONS = dict(latent_dim=4, num_states=12, seed=4, progress=False, kappa=1e4)
+OPTIONS = dict(latent_dim=3, num_states=12, seed=4, progress=False, kappa=1e4)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def _fit_pair(simulated, stage, **extra):
 
 def _tight(stage: str) -> int:
     """A limit that leaves room for about two rows of 230 frames at a time."""
-    config = core.ModelConfig(num_states=12, latent_dim=4, stage=stage)
+    config = core.ModelConfig(num_states=12, latent_dim=3, stage=stage)
     working, resident = frame_bytes(config, 8, 2, 8)
     return 8 * 230 * resident + 2 * 230 * working
 
