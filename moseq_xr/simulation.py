@@ -222,6 +222,7 @@ def _truth_variable(values: list[np.ndarray], num_frames: list[int], extra_dims,
 #: fit's ``latent`` dim (its ``latent_dim``) need not match.
 TRUE_LATENT = "true_latent"
 
+
 def simulate(
     num_recordings: int = 2,
     num_frames: int | Sequence[int] = 3000,
