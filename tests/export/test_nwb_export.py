@@ -57,6 +57,8 @@ NLAGS = 3
 def _with_results(ds: xr.Dataset) -> xr.Dataset:
     """Ground truth of the simulation as results; the first nlags frames unlabelled."""
     ds = ds.rename({f"true_{name}": name for name in RESULTS})
+    if "true_latent" in ds.dims:  # the simulation's latent dim, the fit's name
+        ds = ds.rename({"true_latent": "latent"})
     ds["syllable"] = ds["syllable"].astype(np.int32)
     ds["syllable"][..., :NLAGS] = -1
     return moseq_xr.validate(ds)
