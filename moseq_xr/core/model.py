@@ -37,7 +37,6 @@ from moseq_xr.core.durations import median_run_length
 from moseq_xr.core.hmm import (
     sample_states_parallel,
     sample_states_rows,
-    sample_states_serial,
 )
 from moseq_xr.core.rows import map_rows, row_keys
 from moseq_xr.core.transitions import (
@@ -224,18 +223,6 @@ class StepInfo(NamedTuple):
 def state_mask(mask: jax.Array, nlags: int) -> jax.Array:
     """Mask of the frames that have a syllable (frames L..T-1)."""
     return mask[:, nlags:]
-
-
-def sample_syllables(
-    key: jax.Array,
-    log_pi: jax.Array,
-    log_likelihoods: jax.Array,
-    parallel: bool,
-) -> tuple[jax.Array, jax.Array]:
-    """Draw state sequences for every row; returns ``(z (N, T'), log p(x) (N,))``."""
-    sampler = sample_states_parallel if parallel else sample_states_serial
-    keys = row_keys(key, log_likelihoods.shape[0])
-    return jax.vmap(sampler, in_axes=(0, None, 0))(keys, log_pi, log_likelihoods)
 
 
 def _syllables_block(keys, x, zmask, log_pi, Ab, Q, config: ModelConfig):
