@@ -179,10 +179,12 @@ def sample_matrix_normal(
     return mean + psd_cholesky(row_cov) @ normals @ psd_cholesky(col_cov).T
 
 
-def diagonal_scaled_cholesky(matrix: jax.Array) -> jax.Array:
+def diagonal_scaled_cholesky(
+    matrix: jax.Array, relative_eps: float = PSD_JITTER_EPS
+) -> jax.Array:
     """Lower Cholesky factor of ``sym(matrix)``, each diagonal entry bumped.
 
-    Each diagonal entry is raised by ``PSD_JITTER_EPS`` machine epsilons of
+    Each diagonal entry is raised by ``relative_eps`` machine epsilons of
     itself. Unlike :func:`psd_cholesky`, the bump is relative to each diagonal entry,
     so it is invariant to rescaling any one coordinate (a count of 10^5 frames
     on one diagonal entry does not inflate the jitter of the others).
@@ -190,7 +192,7 @@ def diagonal_scaled_cholesky(matrix: jax.Array) -> jax.Array:
     sym = symmetrize(matrix)
     diagonal = jnp.abs(jnp.diagonal(sym, axis1=-2, axis2=-1))
     dtype = matrix.dtype
-    bump = PSD_JITTER_EPS * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
+    bump = relative_eps * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
     return jnp.linalg.cholesky(
         sym + bump[..., None] * jnp.eye(sym.shape[-1], dtype=dtype)
     )

@@ -60,7 +60,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from moseq_xr.core.distributions import symmetrize
+from moseq_xr.core.distributions import diagonal_scaled_cholesky, symmetrize
 from moseq_xr.core.embedding import center_embedding
 from moseq_xr.core.keypoints import to_egocentric
 
@@ -86,12 +86,8 @@ def _cholesky(matrix: jax.Array, extra: jax.Array | float = 0.0) -> jax.Array:
     float64) so that round-off cannot make a positive-definite matrix
     indefinite.
     """
-    size = matrix.shape[-1]
-    dtype = matrix.dtype
-    sym = symmetrize(matrix) + extra * _eye(size, dtype)
-    diagonal = jnp.abs(jnp.diagonal(sym, axis1=-2, axis2=-1))
-    bump = CHOLESKY_EPS * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
-    return jnp.linalg.cholesky(sym + bump[..., None] * _eye(size, dtype))
+    shifted = matrix + extra * _eye(matrix.shape[-1], matrix.dtype)
+    return diagonal_scaled_cholesky(shifted, CHOLESKY_EPS)
 
 
 def emission_information(
