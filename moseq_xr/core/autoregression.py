@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
+from moseq_xr.core import small_linalg
 from moseq_xr.core.distributions import (
     mniw_factors,
     psd_cholesky,
@@ -229,6 +230,11 @@ def ar_log_likelihoods(
     jax.Array
         Shape ``(N, T - L, S)``.
     """
+    return jax.lax.map(_row_log_likelihoods(Ab, Q, nlags), x)
+
+
+def _row_log_likelihoods(Ab: jax.Array, Q: jax.Array, nlags: int):
+    """Function of one row ``(T, P)`` giving its ``(T - L, S)`` log-likelihoods."""
     num_states, dim, _ = Ab.shape
     weights, log_det = _whitened_weights(Ab, Q)
     constant = -log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
@@ -238,7 +244,19 @@ def ar_log_likelihoods(
         residual = (joint @ weights).reshape(joint.shape[0], num_states, dim)
         return -0.5 * (residual**2).sum(-1) + constant
 
-    return jax.lax.map(one_row, x)
+    return one_row
+
+
+def ar_best_log_likelihood(
+    x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
+) -> jax.Array:
+    """Highest log-likelihood over states of every frame t >= L: ``(N, T - L)``.
+
+    Row by row, so only one row's ``(frames, S)`` log-likelihoods exist at a
+    time (:func:`ar_log_likelihoods` holds all rows').
+    """
+    one_row = _row_log_likelihoods(Ab, Q, nlags)
+    return jax.lax.map(lambda row: one_row(row).max(-1), x)
 
 
 def ar_log_likelihood_chosen(
@@ -249,9 +267,7 @@ def ar_log_likelihood_chosen(
     regressors = lagged_regressors(x, nlags)
     residual = x[..., nlags:, :] - jnp.einsum("ntpr,ntr->ntp", Ab[z], regressors)
     chol = psd_cholesky(Q)[z]
-    whitened = jax.scipy.linalg.solve_triangular(chol, residual[..., None], lower=True)[
-        ..., 0
-    ]
+    whitened = small_linalg.solve_lower(chol, residual[..., None])[..., 0]
     log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
     return -0.5 * (whitened**2).sum(-1) - log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
 

@@ -8,6 +8,7 @@ before Cholesky factorisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -180,22 +181,24 @@ def sample_matrix_normal(
 
 
 def diagonal_scaled_cholesky(
-    matrix: jax.Array, relative_eps: float = PSD_JITTER_EPS
+    matrix: jax.Array,
+    relative_eps: float = PSD_JITTER_EPS,
+    factor: Callable[[jax.Array], jax.Array] = jnp.linalg.cholesky,
 ) -> jax.Array:
     """Lower Cholesky factor of ``sym(matrix)``, each diagonal entry bumped.
 
     Each diagonal entry is raised by ``relative_eps`` machine epsilons of
-    itself. Unlike :func:`psd_cholesky`, the bump is relative to each diagonal entry,
-    so it is invariant to rescaling any one coordinate (a count of 10^5 frames
-    on one diagonal entry does not inflate the jitter of the others).
+    itself. Unlike :func:`psd_cholesky`, the bump is relative to each diagonal
+    entry, so it is invariant to rescaling any one coordinate (a count of 10^5
+    frames on one diagonal entry does not inflate the jitter of the others).
+    ``factor`` factors the bumped matrix (LAPACK by default; the serial Kalman
+    sampler passes its unrolled :func:`moseq_xr.core.small_linalg.cholesky`).
     """
     sym = symmetrize(matrix)
     diagonal = jnp.abs(jnp.diagonal(sym, axis1=-2, axis2=-1))
     dtype = matrix.dtype
     bump = relative_eps * jnp.finfo(dtype).eps * diagonal + jnp.finfo(dtype).tiny
-    return jnp.linalg.cholesky(
-        sym + bump[..., None] * jnp.eye(sym.shape[-1], dtype=dtype)
-    )
+    return factor(sym + bump[..., None] * jnp.eye(sym.shape[-1], dtype=dtype))
 
 
 class MNIWFactors(NamedTuple):

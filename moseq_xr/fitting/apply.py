@@ -22,7 +22,7 @@ import xarray as xr
 
 from moseq_xr._provenance import with_provenance
 from moseq_xr.core import model as core
-from moseq_xr.core.autoregression import ar_log_likelihoods
+from moseq_xr.core.autoregression import ar_best_log_likelihood, ar_log_likelihoods
 from moseq_xr.core.hmm import smoother_marginals
 from moseq_xr.core.keypoint_slds import init_noise_scales
 from moseq_xr.core.keypoints import embed, to_egocentric
@@ -169,7 +169,7 @@ def frame_log_likelihood_reference(
     Stored with the model so that :func:`apply` can flag frames explained worse
     than 99 % of the training frames.
     """
-    _, best = _POSTERIOR(state, data, config=config)
+    best = _BEST_LOG_LIKELIHOOD(state, data, config=config)
     zmask = np.asarray(core.state_mask(data.mask, config.nlags)) > 0
     values = np.asarray(best)[zmask]
     return {"q01": float(np.quantile(values, 0.01)), "median": float(np.median(values))}
@@ -201,6 +201,21 @@ def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[An
 _FROZEN_STATE = jax.jit(_frozen_state, static_argnames="config")
 FROZEN_STEP = jax.jit(core.step, static_argnames="config")
 _POSTERIOR = jax.jit(_posterior, static_argnames="config")
+
+
+def _best_log_likelihood(state: core.ModelState, data: core.ModelData, config):
+    """Best AR log-likelihood of every frame (rows, T-L), without the marginals."""
+    params = state.params
+    return map_rows(
+        lambda x, Ab, Q: ar_best_log_likelihood(x, Ab, Q, config.nlags),
+        (state.latents.x,),
+        (params.Ab, params.Q),
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
+    )
+
+
+_BEST_LOG_LIKELIHOOD = jax.jit(_best_log_likelihood, static_argnames="config")
 
 
 def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
