@@ -45,9 +45,8 @@ WORK_DIR = BENCH_DIR / "_work"
 KPMS_PYTHON = WORK_DIR / "kpms-venv" / "bin" / "python"
 RESULT_PREFIX = "RESULT_JSON "
 
-#: Benchmark stages. Adding the full model = one entry here and in the
-#: moseq_xr runner's STAGES (the reference runner already maps "full" to
-#: ``ar_only=False``).
+#: Benchmark stages (the moseq_xr runner's STAGES uses the same names; the
+#: reference runner maps "full" to ``ar_only=False``).
 STAGES = {
     "ar": "AR-HMM stage: pose latents fixed at their PCA projection",
     "full": "full keypoint-SLDS sweeps, both started from their initialisation",
