@@ -207,14 +207,20 @@ def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array
     return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
 
 
+#: Frames whose log-likelihoods under every state are computed in one block
+#: (the ``(frames, S * P)`` residuals of a block stay in cache).
+LOG_LIKELIHOOD_BLOCK = 2048
+
+
 def ar_log_likelihoods(
     x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
 ) -> jax.Array:
     """Gaussian log-likelihood of every frame t >= L under every state.
 
     The residuals are whitened by the Cholesky factors of ``Q_j`` and all states
-    are evaluated with one matrix product per row; rows are processed one after
-    the other so that the ``(frames, S * P)`` residuals stay in cache.
+    are evaluated with one matrix product per block of
+    ``LOG_LIKELIHOOD_BLOCK`` frames (the frames of all rows, one block after
+    the other), so that the ``(frames, S * P)`` residuals stay in cache.
 
     Parameters
     ----------
@@ -230,21 +236,41 @@ def ar_log_likelihoods(
     jax.Array
         Shape ``(N, T - L, S)``.
     """
-    return jax.lax.map(_row_log_likelihoods(Ab, Q, nlags), x)
+    num_rows, num_frames, _ = x.shape
+    joint = _joint_regressors(x, nlags).reshape(num_rows * (num_frames - nlags), -1)
+    block = max(1, min(LOG_LIKELIHOOD_BLOCK, joint.shape[0]))
+    padding = -joint.shape[0] % block
+    blocks = jnp.pad(joint, ((0, padding), (0, 0))).reshape(-1, block, joint.shape[1])
+    log_lik = jax.lax.map(_joint_log_likelihoods(Ab, Q), blocks)
+    log_lik = log_lik.reshape(-1, Ab.shape[0])[: joint.shape[0]]
+    return log_lik.reshape(num_rows, num_frames - nlags, Ab.shape[0])
 
 
-def _row_log_likelihoods(Ab: jax.Array, Q: jax.Array, nlags: int):
-    """Function of one row ``(T, P)`` giving its ``(T - L, S)`` log-likelihoods."""
+def _joint_regressors(x: jax.Array, nlags: int) -> jax.Array:
+    """``[lagged regressors, 1, target]`` of every frame t >= L.
+
+    Shape ``(..., T - L, P L + 1 + P)``.
+    """
+    return jnp.concatenate([lagged_regressors(x, nlags), x[..., nlags:, :]], axis=-1)
+
+
+def _joint_log_likelihoods(Ab: jax.Array, Q: jax.Array):
+    """Function of joint regressors ``(frames, P L + 1 + P)`` giving ``(frames, S)``."""
     num_states, dim, _ = Ab.shape
     weights, log_det = _whitened_weights(Ab, Q)
     constant = -log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
 
-    def one_row(row: jax.Array) -> jax.Array:
-        joint = jnp.concatenate([lagged_regressors(row, nlags), row[nlags:]], axis=-1)
+    def log_likelihoods(joint: jax.Array) -> jax.Array:
         residual = (joint @ weights).reshape(joint.shape[0], num_states, dim)
         return -0.5 * (residual**2).sum(-1) + constant
 
-    return one_row
+    return log_likelihoods
+
+
+def _row_log_likelihoods(Ab: jax.Array, Q: jax.Array, nlags: int):
+    """Function of one row ``(T, P)`` giving its ``(T - L, S)`` log-likelihoods."""
+    log_likelihoods = _joint_log_likelihoods(Ab, Q)
+    return lambda row: log_likelihoods(_joint_regressors(row, nlags))
 
 
 def ar_best_log_likelihood(

@@ -42,17 +42,126 @@ def psd_cholesky(matrix: jax.Array, jitter: float | None = None) -> jax.Array:
 
 GAMMA_ATTEMPTS = 12
 
+#: Arrays with more elements than this are drawn in two rounds (see
+#: :func:`first_accepted`); smaller ones draw all their proposals at once. The
+#: retry round costs about a second of compilation per call site, which pays
+#: off for the noise scales of a row (frames x keypoints), not for a row's
+#: headings or the transition matrix.
+TWO_ROUND_MIN_SIZE = 16384
+
+
+def _pick_first(values: jax.Array, accept: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The first accepted proposal along axis 0 (proposal 0 where none was)."""
+    first = jnp.argmax(accept, axis=0)
+    chosen = jnp.take_along_axis(values, first[None], axis=0)[0]
+    return chosen, accept.any(axis=0)
+
+
+def _retry_capacity(size: int, rejection_bound: float, first_round: int) -> int:
+    """Room for the elements still rejected after the first round.
+
+    Their number is binomial with mean at most ``size * rejection_bound **
+    first_round``; the capacity is twice that plus twelve standard deviations
+    plus 64, so it overflows with negligible probability.
+    """
+    mean = size * rejection_bound**first_round
+    return min(size, int(2.0 * mean + 12.0 * mean**0.5 + 64))
+
+
+#: ``propose(key, params, num) -> (values, accept)`` for :func:`first_accepted`.
+Proposer = Callable[
+    [jax.Array, tuple[jax.Array, ...], int], tuple[jax.Array, jax.Array]
+]
+
+
+def first_accepted(
+    key: jax.Array,
+    propose: Proposer,
+    params: tuple[jax.Array, ...],
+    *,
+    num_attempts: int,
+    first_round: int,
+    rejection_bound: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Elementwise rejection sampling without a data-dependent loop.
+
+    Each element keeps the first accepted proposal of an i.i.d. sequence, which
+    is an exact draw from the target. Large arrays draw only ``first_round``
+    proposals per element; the few elements left (found with a fixed-size
+    ``nonzero``) then draw ``num_attempts`` more. Memory and random bits scale
+    with ``first_round`` instead of ``num_attempts``.
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    propose
+        ``propose(key, params, num) -> (values, accept)``, both ``(num, n)``,
+        for parameters of leading size ``n``.
+    params
+        Per-element parameters, each of shape ``(n,)``.
+    num_attempts
+        Proposals per element when drawn in one round, and in the retry round.
+    first_round
+        Proposals per element in the first of two rounds.
+    rejection_bound
+        Upper bound on the probability that one proposal is rejected.
+
+    Returns
+    -------
+    tuple of jax.Array
+        ``(value, accepted)``, each ``(n,)``: where no proposal was accepted
+        (probability below ``rejection_bound ** num_attempts``, or a capacity
+        overflow), ``value`` is the element's first proposal.
+    """
+    size = params[0].shape[0]
+    key_first, key_retry = jax.random.split(key)
+    if size <= TWO_ROUND_MIN_SIZE or first_round >= num_attempts:
+        return _pick_first(*propose(key_first, params, num_attempts))
+    value, accepted = _pick_first(*propose(key_first, params, first_round))
+    capacity = _retry_capacity(size, rejection_bound, first_round)
+    (index,) = jnp.nonzero(~accepted, size=capacity, fill_value=size)
+    retry_params = tuple(p[jnp.minimum(index, size - 1)] for p in params)
+    retry_value, retry_accepted = _pick_first(
+        *propose(key_retry, retry_params, num_attempts)
+    )
+    keep = retry_accepted & (index < size)
+    value = value.at[index].set(
+        jnp.where(keep, retry_value, value[jnp.minimum(index, size - 1)]), mode="drop"
+    )
+    return value, accepted.at[index].set(keep, mode="drop")
+
+
+def _marsaglia_tsang_proposals(
+    key: jax.Array, params: tuple[jax.Array, jax.Array], num: int
+) -> tuple[jax.Array, jax.Array]:
+    """``num`` squeeze proposals ``v`` for ``Gamma(d + 1/3)`` and their acceptance."""
+    d, c = params
+    key_normal, key_uniform = jax.random.split(key)
+    shape = (num, *d.shape)
+    normal = jax.random.normal(key_normal, shape, d.dtype)
+    uniform = jax.random.uniform(
+        key_uniform, shape, d.dtype, minval=jnp.finfo(d.dtype).tiny
+    )
+    v = (1.0 + c * normal) ** 3
+    safe_v = jnp.where(v > 0, v, 1.0)
+    accept = (v > 0) & (
+        jnp.log(uniform) < 0.5 * normal**2 + d - d * safe_v + d * jnp.log(safe_v)
+    )
+    return safe_v, accept
+
 
 def sample_log_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
     """Log of ``Gamma(shape_param, 1)`` draws, elementwise.
 
-    Marsaglia & Tsang (2000) squeeze-rejection with ``GAMMA_ATTEMPTS``
-    proposals drawn at once (no data-dependent loop, so it compiles in a
-    fraction of the time of ``jax.random.gamma``); shapes below 1 use
-    ``G(a) = G(a + 1) U^(1/a)`` in log space, which stays finite for shapes as
-    small as 1e-300. Each proposal is accepted with probability above 0.95, so
-    all of them fail with probability below 1e-15; the draw then falls back to
-    the mode of ``G(a + 1)`` (documented, never observed in tests).
+    Marsaglia & Tsang (2000) squeeze-rejection without a data-dependent loop
+    (it compiles in a fraction of the time of ``jax.random.gamma``): up to
+    ``GAMMA_ATTEMPTS`` proposals per element, drawn in two rounds for large
+    arrays (:func:`first_accepted`). Shapes below 1 use ``G(a) = G(a + 1)
+    U^(1/a)`` in log space, which stays finite for shapes as small as 1e-300.
+    Each proposal is accepted with probability above 0.95, so all of them fail
+    with probability below 1e-15; the draw then falls back to the mode of
+    ``G(a + 1)`` (documented, never observed in tests).
 
     Parameters
     ----------
@@ -67,32 +176,25 @@ def sample_log_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
         Same shape and dtype as ``shape_param``.
     """
     shape_param = jnp.asarray(shape_param)
-    dtype = shape_param.dtype
-    boosted = shape_param < 1
-    base = jnp.where(boosted, shape_param + 1, shape_param)
-    d = base - 1.0 / 3.0
+    flat = shape_param.reshape(-1)
+    boosted = flat < 1
+    d = jnp.where(boosted, flat + 1, flat) - 1.0 / 3.0
     c = 1.0 / jnp.sqrt(9.0 * d)
-    key_normal, key_uniform, key_boost = jax.random.split(key, 3)
-    proposals = (GAMMA_ATTEMPTS, *shape_param.shape)
-    normal = jax.random.normal(key_normal, proposals, dtype)
-    uniform = jax.random.uniform(
-        key_uniform, proposals, dtype, minval=jnp.finfo(dtype).tiny
+    key_squeeze, key_boost = jax.random.split(key)
+    v, accepted = first_accepted(
+        key_squeeze,
+        _marsaglia_tsang_proposals,
+        (d, c),
+        num_attempts=GAMMA_ATTEMPTS,
+        first_round=2,
+        rejection_bound=0.05,
     )
-    v = (1.0 + c * normal) ** 3
-    safe_v = jnp.where(v > 0, v, 1.0)
-    accept = (v > 0) & (
-        jnp.log(uniform) < 0.5 * normal**2 + d - d * safe_v + d * jnp.log(safe_v)
-    )
-    first = jnp.argmax(accept, axis=0)
-    chosen = jnp.take_along_axis(safe_v, first[None], axis=0)[0]
-    chosen = jnp.where(accept.any(axis=0), chosen, 1.0)
-    log_gamma = jnp.log(d) + jnp.log(chosen)
+    log_gamma = jnp.log(d) + jnp.log(jnp.where(accepted, v, 1.0))
     boost_uniform = jax.random.uniform(
-        key_boost, shape_param.shape, dtype, minval=jnp.finfo(dtype).tiny
+        key_boost, flat.shape, flat.dtype, minval=jnp.finfo(flat.dtype).tiny
     )
-    return jnp.where(
-        boosted, log_gamma + jnp.log(boost_uniform) / shape_param, log_gamma
-    )
+    log_gamma = jnp.where(boosted, log_gamma + jnp.log(boost_uniform) / flat, log_gamma)
+    return log_gamma.reshape(shape_param.shape)
 
 
 def sample_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from moseq_xr.core.distributions import sample_chi2
+from moseq_xr.core.distributions import first_accepted, sample_chi2
 from moseq_xr.core.kalman import (
     emission_information,
     sample_pose_latents_parallel,
@@ -117,6 +117,25 @@ def _best_fisher_excess(concentration: jax.Array) -> jax.Array:
     return one_minus_rho**2 / (2.0 * rho)
 
 
+def _best_fisher_proposals(
+    key: jax.Array, params: tuple[jax.Array, jax.Array], num: int
+) -> tuple[jax.Array, jax.Array]:
+    """``num`` signed angular deviations from the wrapped-Cauchy envelope.
+
+    ``params`` are the concentrations and their :func:`_best_fisher_excess`.
+    Returns the deviations and whether each is accepted.
+    """
+    k, excess = params
+    u = jax.random.uniform(key, (3, num, *k.shape), k.dtype)
+    half = 0.5 * jnp.pi * u[0]
+    one_minus_z, one_plus_z = 2.0 * jnp.sin(half) ** 2, 2.0 * jnp.cos(half) ** 2
+    one_minus_f = excess * one_minus_z / (excess + one_plus_z)  # 1 - cos(angle)
+    c = k * (excess + one_minus_f)
+    accept = (c * (2.0 - c) - u[1] > 0) | (jnp.log(c / u[1]) + 1.0 - c >= 0)
+    angle = 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(0.5 * one_minus_f, 0.0, 1.0)))
+    return jnp.where(u[2] < 0.5, -angle, angle), accept
+
+
 def sample_von_mises(
     key: jax.Array,
     mean_direction: jax.Array,
@@ -133,9 +152,11 @@ def sample_von_mises(
         Broadcastable arrays; the concentration is raised to ``MIN_CONCENTRATION``.
     num_attempts
         Proposals per draw, evaluated in parallel; the first accepted one is
-        kept. Each is accepted with probability >= 0.65, so all fail with
-        probability < 1e-7; the first proposal (a wrapped-Cauchy draw close to
-        the target) is then used as a fallback.
+        kept. Large arrays draw 4 first and ``num_attempts`` more only for the
+        few rejected (:func:`moseq_xr.core.distributions.first_accepted`). Each
+        is accepted with probability >= 0.65, so all fail with probability
+        < 1e-7; the first proposal (a wrapped-Cauchy draw close to the target)
+        is then used as a fallback.
 
     Returns
     -------
@@ -149,20 +170,15 @@ def sample_von_mises(
     k = jnp.maximum(
         jnp.broadcast_to(concentration, shape).astype(dtype), MIN_CONCENTRATION
     )
-    excess = _best_fisher_excess(k)
-    u = jax.random.uniform(key, (3, num_attempts, *shape), dtype)
-    half = 0.5 * jnp.pi * u[0]
-    one_minus_z, one_plus_z = 2.0 * jnp.sin(half) ** 2, 2.0 * jnp.cos(half) ** 2
-    one_minus_f = excess * one_minus_z / (excess + one_plus_z)  # 1 - cos(angle)
-    c = k * (excess + one_minus_f)
-    accept = (c * (2.0 - c) - u[1] > 0) | (jnp.log(c / u[1]) + 1.0 - c >= 0)
-    chosen = jnp.argmax(accept, axis=0)  # first accepted (0 if none)
-    one_minus_f = jnp.take_along_axis(one_minus_f, chosen[None], axis=0)[0]
-    sign = jnp.where(
-        jnp.take_along_axis(u[2], chosen[None], axis=0)[0] < 0.5, -1.0, 1.0
+    deviation, _ = first_accepted(
+        key,
+        _best_fisher_proposals,
+        (k.reshape(-1), _best_fisher_excess(k).reshape(-1)),
+        num_attempts=num_attempts,
+        first_round=4,
+        rejection_bound=0.35,
     )
-    angle = 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(0.5 * one_minus_f, 0.0, 1.0)))
-    total = mean_direction + sign * angle
+    total = mean_direction + deviation.reshape(shape)
     return jnp.arctan2(jnp.sin(total), jnp.cos(total))
 
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import signal, stats
 
 from moseq_xr.core import distributions as dist
 
@@ -12,7 +12,8 @@ from moseq_xr.core import distributions as dist
 def test_inverse_wishart_mean_and_variance(key):
     scale = jnp.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])
     df = 9.0
-    draws = jax.vmap(dist.sample_inverse_wishart, in_axes=(0, None, None))(
+    # jitted: an eager vmap dispatches and compiles each operation separately
+    draws = jax.jit(jax.vmap(dist.sample_inverse_wishart, in_axes=(0, None, None)))(
         jax.random.split(key, 40000), df, scale
     )
     expected = stats.invwishart(df=df, scale=np.asarray(scale))
@@ -24,9 +25,8 @@ def test_matrix_normal_covariance(key):
     mean = jnp.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
     row = jnp.array([[1.0, 0.5], [0.5, 2.0]])
     col = jnp.array([[1.0, 0.2, 0.0], [0.2, 0.5, 0.1], [0.0, 0.1, 0.3]])
-    draws = jax.vmap(dist.sample_matrix_normal, in_axes=(0, None, None, None))(
-        jax.random.split(key, 40000), mean, row, col
-    )
+    sampler = jax.vmap(dist.sample_matrix_normal, in_axes=(0, None, None, None))
+    draws = jax.jit(sampler)(jax.random.split(key, 40000), mean, row, col)
     np.testing.assert_allclose(draws.mean(0), mean, atol=0.02)
     flat = (
         np.asarray(draws).transpose(0, 2, 1).reshape(len(draws), -1)
@@ -46,7 +46,7 @@ def test_mniw_posterior_matches_closed_form(key):
     x, y, _ = _regression_data(key)
     prior = (jnp.asarray(4.0), 0.01 * jnp.eye(2), jnp.zeros((2, 3)), 10.0 * jnp.eye(3))
     stats_ = (x.T @ x, y.T @ x, y.T @ y, jnp.asarray(float(len(x))))
-    nu_n, s_n, m_n, k_n = dist.mniw_posterior(stats_, prior)
+    nu_n, s_n, m_n, k_n = jax.jit(dist.mniw_posterior)(stats_, prior)
     k_expected = np.linalg.inv(np.linalg.inv(prior[3]) + x.T @ x)
     m_expected = (y.T @ x) @ k_expected
     s_expected = (
@@ -61,10 +61,10 @@ def test_mniw_posterior_matches_closed_form(key):
 def test_mniw_draws_have_posterior_moments(key):
     x, y, true_a = _regression_data(key, n=200)
     prior = (jnp.asarray(4.0), 0.01 * jnp.eye(2), jnp.zeros((2, 3)), 10.0 * jnp.eye(3))
-    posterior = dist.mniw_posterior(
+    posterior = jax.jit(dist.mniw_posterior)(
         (x.T @ x, y.T @ x, y.T @ y, jnp.asarray(200.0)), prior
     )
-    a_draws, q_draws = jax.vmap(dist.sample_mniw, in_axes=(0, None))(
+    a_draws, q_draws = jax.jit(jax.vmap(dist.sample_mniw, in_axes=(0, None)))(
         jax.random.split(key, 20000), posterior
     )
     nu_n, s_n, m_n, k_n = posterior
@@ -79,7 +79,7 @@ def test_mniw_draws_have_posterior_moments(key):
 
 def test_dirichlet_moments_and_tiny_concentrations(key):
     concentration = jnp.array([2.0, 5.0, 0.5, 1e-8])
-    draws = jax.vmap(dist.sample_dirichlet, in_axes=(0, None))(
+    draws = jax.jit(jax.vmap(dist.sample_dirichlet, in_axes=(0, None)))(
         jax.random.split(key, 40000), concentration
     )
     mean = concentration / concentration.sum()
@@ -99,11 +99,12 @@ def test_dirichlet_log_density_matches_scipy():
 
 @pytest.mark.parametrize("shape_param", [1e-3, 0.3, 1.0, 2.5, 40.0, 3e4])
 def test_gamma_sampler_moments(key, shape_param):
-    draws = dist.sample_gamma(key, jnp.full((40000,), shape_param))
+    # jitted with the shape traced: compiled once for all the parameters
+    draws = jax.jit(dist.sample_gamma)(key, jnp.full((40000,), shape_param))
     np.testing.assert_allclose(draws.mean(), shape_param, rtol=0.03, atol=2e-4)
     if shape_param >= 0.3:  # the variance of tiny shapes is too heavy-tailed to test
         np.testing.assert_allclose(draws.var(), shape_param, rtol=0.06)
-    log_draws = dist.sample_log_gamma(
+    log_draws = jax.jit(dist.sample_log_gamma)(
         jax.random.fold_in(key, 1), jnp.full((40000,), shape_param)
     )
     result = stats.kstest(np.asarray(log_draws), stats.loggamma(shape_param).cdf)
@@ -111,7 +112,7 @@ def test_gamma_sampler_moments(key, shape_param):
 
 
 def test_log_gamma_stays_finite_for_tiny_shapes(key):
-    log_draws = dist.sample_log_gamma(key, jnp.full((1000,), 1e-200))
+    log_draws = jax.jit(dist.sample_log_gamma)(key, jnp.full((1000,), 1e-200))
     assert bool(jnp.all(jnp.isfinite(log_draws)))
     assert float(log_draws.max()) < -1e100
 
@@ -122,8 +123,14 @@ def smooth_series(n=50000, dim=3, decay=0.99, noise=0.02, offset=2.0, seed=0):
     innovations = noise * rng.normal(size=(n, dim))
     x = np.empty((n, dim))
     x[0] = offset
-    for t in range(1, n):
-        x[t] = decay * x[t - 1] + (1 - decay) * offset + innovations[t]
+    # x[t] = decay x[t-1] + (1 - decay) offset + innovations[t], as one filter
+    x[1:] = signal.lfilter(
+        [1.0],
+        [1.0, -decay],
+        (1 - decay) * offset + innovations[1:],
+        axis=0,
+        zi=decay * x[:1],
+    )[0]
     return x
 
 
@@ -134,11 +141,10 @@ def test_mniw_posterior_keeps_the_noise_scale_in_float32():
     design = np.c_[x[:-1], np.ones(len(x) - 1)]
     stats_ = (design.T @ design, x[1:].T @ design, x[1:].T @ x[1:], len(x) - 1.0)
     prior = (5.0, 0.01 * np.eye(3), np.c_[np.eye(3), np.zeros(3)], 10 * np.eye(4))
-    exact = dist.mniw_posterior(
-        tuple(map(jnp.asarray, stats_)), tuple(map(jnp.asarray, prior))
-    )
+    posterior = jax.jit(dist.mniw_posterior)  # eager: 5 s of dispatch
+    exact = posterior(tuple(map(jnp.asarray, stats_)), tuple(map(jnp.asarray, prior)))
     with jax.enable_x64(False):
-        single = dist.mniw_posterior(
+        single = posterior(
             tuple(jnp.asarray(s, jnp.float32) for s in stats_),
             tuple(jnp.asarray(p, jnp.float32) for p in prior),
         )
@@ -157,15 +163,52 @@ def test_mniw_factors_reproduce_the_posterior(key):
     x = x + jnp.array([5.0, -3.0, 0.0])  # off-centre regressors
     prior = (jnp.asarray(4.0), 0.01 * jnp.eye(2), jnp.zeros((2, 3)), 10.0 * jnp.eye(3))
     stats_ = (x.T @ x, y.T @ x, y.T @ y, jnp.asarray(float(len(x))))
-    factors = dist.mniw_factors(stats_, prior)
+    factors = jax.jit(dist.mniw_factors)(stats_, prior)
     k_n = np.linalg.inv(np.linalg.inv(prior[3]) + x.T @ x)
     np.testing.assert_allclose(
         factors.col_factor.T @ factors.col_factor, k_n, rtol=1e-8
     )
     np.testing.assert_allclose(factors.mean, (y.T @ x) @ k_n, rtol=1e-8)
-    draws = jax.vmap(dist.sample_mniw_factors, in_axes=(0, None))(
+    draws = jax.jit(jax.vmap(dist.sample_mniw_factors, in_axes=(0, None)))(
         jax.random.split(key, 20000), factors
     )
     np.testing.assert_allclose(draws[0].mean(0), factors.mean, atol=0.01)
     scale = factors.chol_scale @ factors.chol_scale.T
     np.testing.assert_allclose(draws[1].mean(0), scale / (factors.nu - 3), rtol=0.03)
+
+
+def _triangle_proposals(key, params, num):
+    """Uniform proposals accepted with probability x: draws of Beta(2, 1)."""
+    (scale,) = params
+    uniform = jax.random.uniform(key, (2, num, *scale.shape))
+    return scale * uniform[0], uniform[1] < uniform[0]
+
+
+def test_first_accepted_retries_the_rejected_exactly(key):
+    size = 50_000  # half of the first round is rejected, then retried
+    value, accepted = dist.first_accepted(
+        key,
+        _triangle_proposals,
+        (jnp.ones(size),),
+        num_attempts=40,
+        first_round=3,
+        rejection_bound=0.5,
+    )
+    assert bool(accepted.all())
+    assert stats.kstest(np.asarray(value), stats.beta(2, 1).cdf).pvalue > 1e-3
+
+
+def test_first_accepted_reports_a_retry_overflow(key):
+    size = 20_000  # the bound claims 1 % rejections; about half overflow
+    value, accepted = dist.first_accepted(
+        key,
+        _triangle_proposals,
+        (jnp.ones(size),),
+        num_attempts=40,
+        first_round=1,
+        rejection_bound=0.01,
+    )
+    capacity = dist._retry_capacity(size, 0.01, 1)
+    still_rejected = np.asarray(~accepted).sum()
+    assert 0.4 * size < still_rejected + capacity < 0.6 * size
+    assert np.all((np.asarray(value) >= 0) & (np.asarray(value) <= 1))

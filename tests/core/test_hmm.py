@@ -115,3 +115,25 @@ def test_rows_sampler_draws_what_the_serial_sampler_draws(key):
     brute, *_ = _brute_force(log_pi, log_lik[2, :6])
     _, short_norm = hmm.sample_states_rows(keys[:1], log_pi, log_lik[2:3, :6])
     np.testing.assert_allclose(short_norm[0], brute, rtol=1e-10)
+
+
+@pytest.mark.parametrize("num_states", [1, 2, 7, 100, 101])
+def test_categorical_draw_is_the_inverse_cdf(num_states):
+    """The two-level search picks the first state whose cumulative weight
+    reaches u * total (numpy's searchsorted), and never a zero-weight state."""
+    rng = np.random.default_rng(num_states)
+    probs = rng.random((500, num_states)) * (rng.random((500, num_states)) > 0.3)
+    probs[:, 0] += 1e-3  # every row has some weight
+    uniform = rng.random(500)
+    uniform[:5] = [0.0, 1.0 - 1e-16, 0.5, 1e-300, 0.999999]
+    drawn = np.asarray(
+        hmm._categorical_from_uniform(jnp.asarray(probs), jnp.asarray(uniform)[:, None])
+    )
+    cumulative = np.cumsum(probs, axis=1)
+    expected = [
+        np.searchsorted(c, u * c[-1], side="left")
+        for c, u in zip(cumulative, uniform, strict=True)
+    ]
+    agree = drawn == np.minimum(expected, num_states - 1)
+    assert agree.mean() > 0.99  # rounding of the two summation orders only
+    assert np.all(probs[np.arange(500), drawn] > 0)

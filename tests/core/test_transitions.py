@@ -45,7 +45,10 @@ def test_table_counts_have_crt_mean(key, override):
     mask = jnp.ones_like(z)
     betas = jnp.array([0.5, 0.3, 0.2])
     hypers = _hypers()
-    draws = jax.vmap(tr.sample_table_counts, in_axes=(0, None, None, None, None, None))(
+    sampler = jax.vmap(
+        tr.sample_table_counts, in_axes=(0, None, None, None, None, None)
+    )
+    draws = jax.jit(sampler, static_argnums=5)(
         jax.random.split(key, 20000), z, mask, betas, hypers, override
     )
     counts, expected = _crt_means(z, mask, betas, hypers, override)
@@ -58,7 +61,8 @@ def test_table_counts_have_crt_mean(key, override):
 def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
     tables = jnp.array([[3.0, 1.0, 0.0], [0.0, 4.0, 2.0], [1.0, 0.0, 0.0]])
     gamma = jnp.asarray(6.0)
-    betas = jax.vmap(tr.sample_betas, in_axes=(0, None, None))(
+    # jitted: an eager vmap dispatches and compiles each operation separately
+    betas = jax.jit(jax.vmap(tr.sample_betas, in_axes=(0, None, None)))(
         jax.random.split(key, 30000), tables, gamma
     )
     concentration = tables.sum(0) + gamma / 3
@@ -68,7 +72,7 @@ def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
     counts = jnp.array([[10, 1, 0], [2, 20, 3], [0, 0, 5]])
     fixed_beta = jnp.array([0.2, 0.5, 0.3])
     hypers = _hypers()
-    pis = jax.vmap(tr.sample_pi, in_axes=(0, None, None, None))(
+    pis = jax.jit(jax.vmap(tr.sample_pi, in_axes=(0, None, None, None)))(
         jax.random.split(key, 30000), counts, fixed_beta, hypers
     )
     conc = counts + hypers.alpha * fixed_beta + hypers.kappa * jnp.eye(3)
@@ -79,17 +83,25 @@ def test_beta_and_pi_are_dirichlet_with_the_right_concentration(key):
 
 def test_resample_transitions_recovers_sticky_matrix(key):
     true_pi = np.array([[0.95, 0.03, 0.02], [0.02, 0.96, 0.02], [0.05, 0.05, 0.90]])
-    rng = np.random.default_rng(0)
-    z = [0]
-    for _ in range(20000):
-        z.append(rng.choice(3, p=true_pi[z[-1]]))
-    z = jnp.asarray(np.array(z)[None])
+    # the chain of rng.choice(3, p=true_pi[z]) calls, without their overhead:
+    # choice draws one uniform and searches the normalised cumulative sum
+    uniforms = np.random.default_rng(0).random(20000)
+    cdf = np.cumsum(true_pi, 1)
+    cdf /= cdf[:, -1:]
+    z = np.zeros(20001, int)
+    for t in range(20000):
+        z[t + 1] = cdf[z[t]].searchsorted(uniforms[t], side="right")
+    z = jnp.asarray(z[None])
     hypers = _hypers(alpha=1.0, gamma=1.0, kappa=1.0)
-    betas = jnp.full((3,), 1 / 3)
-    pis = []
-    for k in jax.random.split(key, 50):
-        betas, pi = tr.resample_transitions(k, z, jnp.ones_like(z), betas, hypers)
-        pis.append(pi)
+
+    @jax.jit
+    def chain(keys):  # 50 Gibbs updates of (beta, pi), compiled once
+        def update(betas, k):
+            return tr.resample_transitions(k, z, jnp.ones_like(z), betas, hypers)
+
+        return jax.lax.scan(update, jnp.full((3,), 1 / 3), keys)[1]
+
+    pis = np.asarray(chain(jax.random.split(key, 50)))
     counts = np.asarray(tr.count_transitions(z, jnp.ones_like(z), 3), float)
     empirical = counts / counts.sum(1, keepdims=True)
     np.testing.assert_allclose(np.mean(pis, 0), empirical, atol=0.005)
@@ -98,6 +110,7 @@ def test_resample_transitions_recovers_sticky_matrix(key):
 
 def test_log_prior_is_finite_for_prior_draws(key):
     hypers = _hypers(alpha=5.7, gamma=1e3, kappa=1e6)
-    betas, pi = tr.init_transitions(key, 100, hypers, jnp.float64)
-    assert bool(jnp.isfinite(tr.transitions_log_prior(betas, pi, hypers)))
+    init = jax.jit(tr.init_transitions, static_argnums=(1, 3))  # eager: 5 s more
+    betas, pi = init(key, 100, hypers, jnp.float64)
+    assert bool(jnp.isfinite(jax.jit(tr.transitions_log_prior)(betas, pi, hypers)))
     np.testing.assert_allclose(pi.sum(1), 1.0, rtol=1e-12)
