@@ -184,30 +184,28 @@ def _triangle_proposals(key, params, num):
     return scale * uniform[0], uniform[1] < uniform[0]
 
 
-def test_first_accepted_retries_the_rejected_exactly(key):
-    size = 50_000  # half of the first round is rejected, then retried
-    value, accepted = dist.first_accepted(
+def _triangle_draws(key, size, first_round, rejection_bound):
+    """``first_accepted`` of :func:`_triangle_proposals`, up to 40 retries."""
+    return dist.first_accepted(
         key,
         _triangle_proposals,
         (jnp.ones(size),),
         num_attempts=40,
-        first_round=3,
-        rejection_bound=0.5,
+        first_round=first_round,
+        rejection_bound=rejection_bound,
     )
+
+
+def test_first_accepted_retries_the_rejected_exactly(key):
+    size = 50_000  # half of the first round is rejected, then retried
+    value, accepted = _triangle_draws(key, size, first_round=3, rejection_bound=0.5)
     assert bool(accepted.all())
     assert stats.kstest(np.asarray(value), stats.beta(2, 1).cdf).pvalue > 1e-3
 
 
 def test_first_accepted_reports_a_retry_overflow(key):
     size = 20_000  # the bound claims 1 % rejections; about half overflow
-    value, accepted = dist.first_accepted(
-        key,
-        _triangle_proposals,
-        (jnp.ones(size),),
-        num_attempts=40,
-        first_round=1,
-        rejection_bound=0.01,
-    )
+    value, accepted = _triangle_draws(key, size, first_round=1, rejection_bound=0.01)
     capacity = dist._retry_capacity(size, 0.01, 1)
     still_rejected = np.asarray(~accepted).sum()
     assert 0.4 * size < still_rejected + capacity < 0.6 * size
