@@ -27,6 +27,7 @@ import inspect
 import os
 import platform
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -212,6 +213,7 @@ class CachedJit:
         self._parameters = list(inspect.signature(fun).parameters)
         self._jitted = jax.jit(fun, static_argnames=self.static_argnames)
         self._memory: OrderedDict[Any, jax.stages.Compiled] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _split(self, args: tuple, kwargs: dict) -> tuple[tuple, dict, dict]:
         """Positional and keyword arguments without the static ones, and those."""
@@ -237,14 +239,17 @@ class CachedJit:
             jnp.result_type(float),
             directory,
         )
-        compiled = self._memory.get(signature)
-        if compiled is None:
-            lowered = self._jitted.lower(*args, **kwargs)
-            compiled = compile_lowered(lowered, directory)
+        with self._lock:
+            compiled = self._memory.get(signature)
+            if compiled is not None:
+                self._memory.move_to_end(signature)
+                return compiled
+        lowered = self._jitted.lower(*args, **kwargs)
+        compiled = compile_lowered(lowered, directory)
+        with self._lock:
             self._memory[signature] = compiled
             while len(self._memory) > MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
-        self._memory.move_to_end(signature)
         return compiled
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -254,7 +259,8 @@ class CachedJit:
 
     def clear_memory(self) -> None:
         """Forget the executables held in memory (the disk cache stays)."""
-        self._memory.clear()
+        with self._lock:
+            self._memory.clear()
 
 
 __all__ = [
