@@ -159,10 +159,10 @@ def _store(path: Path, compiled: jax.stages.Compiled) -> None:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
         os.replace(temporary, path)
-    except (OSError, ValueError, NotImplementedError) as error:
+    except Exception as error:  # e.g. an op XLA cannot serialise: never fatal
         warnings.warn(
-            f"compile cache: could not write {path} ({error}); the fit goes on "
-            "without caching this executable",
+            f"compile cache: could not write {path} ({type(error).__name__}: "
+            f"{error}); the fit goes on without caching this executable",
             MoseqXrWarning,
             stacklevel=4,
         )

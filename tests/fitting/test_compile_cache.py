@@ -161,3 +161,21 @@ def test_fit_and_apply_load_their_samplers_from_the_cache(tmp_path):
     np.testing.assert_array_equal(first["syllable"].values, second["syllable"].values)
     assert (applied["syllable"].values >= 0).any()
     assert len(_entries(tmp_path)) > len(written)
+
+
+def test_an_executable_that_cannot_be_saved_still_runs(tmp_path, monkeypatch):
+    """XLA refuses to serialise some programs (e.g. sorts with a comparator)."""
+    import jax.experimental.serialize_executable as serialization
+
+    def refuse(compiled):
+        raise RuntimeError("UNIMPLEMENTED: `LessThan` is not serializable.")
+
+    monkeypatch.setattr(serialization, "serialize", refuse)
+    fun = cc.CachedJit(_affine, static_argnames="power")
+    with (
+        cc.compile_cache_scope(tmp_path),
+        pytest.warns(MoseqXrWarning, match="could not write"),
+    ):
+        result = fun(jnp.arange(3.0), 1.0, power=2)
+    np.testing.assert_array_equal(result, 5.0)
+    assert not _entries(tmp_path)
