@@ -43,6 +43,9 @@ def parse_args(argv=None):
         "--precision", choices=("float64", "float32"), default="float64"
     )
     parser.add_argument("--parallel-message-passing", action="store_true")
+    parser.add_argument(
+        "--compile-cache", help="compile_cache= of fit (default: none, cold compile)"
+    )
     return parser.parse_args(argv)
 
 
@@ -128,6 +131,7 @@ def main(argv=None):
         progress=False,
         precision=args.precision,
         parallel_message_passing=args.parallel_message_passing,
+        compile_cache=args.compile_cache,
         anterior=anterior,
         posterior=posterior,
     )

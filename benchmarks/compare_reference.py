@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-reference", action="store_true", help="fit moseq_xr only"
     )
     parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="moseq_xr's compile_cache= (default: none, a cold compile); the "
+        "reference has no equivalent",
+    )
+    parser.add_argument(
         "--kpms-python",
         type=Path,
         default=KPMS_PYTHON,
@@ -199,6 +205,11 @@ def fit_arguments(args: argparse.Namespace, data: Path) -> list[str]:
         args.precision,
         *(["--parallel-message-passing"] if args.parallel_message_passing else []),
     ]
+
+
+def cache_arguments(args: argparse.Namespace) -> list[str]:
+    """moseq_xr runner arguments for ``--compile-cache`` (none: cold compile)."""
+    return ["--compile-cache", str(args.compile_cache)] if args.compile_cache else []
 
 
 def run_child(
@@ -469,6 +480,7 @@ def markdown_report(
         "precision": args.precision,
         "recordings": args.recordings,
         "parallel_message_passing": args.parallel_message_passing,
+        "moseq_xr_compile_cache": args.compile_cache and str(args.compile_cache),
         "warmup_iterations_excluded": args.warmup,
         "simulation": SIMULATION,
         **BODY_AXIS,
@@ -549,7 +561,12 @@ def run_size(
             args.timeout,
         )
     raw["moseq_xr"] = run_child(
-        [sys.executable, str(BENCH_DIR / "_moseq_xr_runner.py"), *common],
+        [
+            sys.executable,
+            str(BENCH_DIR / "_moseq_xr_runner.py"),
+            *common,
+            *cache_arguments(args),
+        ],
         stem.with_name(stem.name + "_moseq_xr"),
         args.timeout,
     )

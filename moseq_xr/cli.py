@@ -501,6 +501,29 @@ def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-limit", help="memory per device, e.g. 8GB (default: 80%% of free)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_compile_cache_arguments(parser)
+
+
+def _add_compile_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="keep the compiled samplers in DIR between runs "
+        "(default: ~/.cache/moseq_xr/xla)",
+    )
+    cache.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile afresh and keep nothing on disk",
+    )
+
+
+def _compile_cache(args: argparse.Namespace) -> str | bool:
+    """The ``compile_cache=`` of a command: on by default on the command line."""
+    if args.no_compile_cache:
+        return False
+    return args.compile_cache or True
 
 
 def _fit_summary(tree: xr.DataTree, console: Console, store: str) -> None:
@@ -553,6 +576,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         progress=not args.no_progress,
         devices=args.devices,
         memory_limit=args.memory_limit,
+        compile_cache=_compile_cache(args),
         fix_heading=args.fix_heading,
         outlier_removal=args.outlier_removal,
         **options,
@@ -577,6 +601,7 @@ def _add_apply_arguments(parser: argparse.ArgumentParser) -> None:
         help="recordings labelled together (default: one chunk per stored chunk)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_compile_cache_arguments(parser)
 
 
 def _unsure_share(labelled: xr.Dataset) -> float:
@@ -613,6 +638,7 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         recordings_per_chunk=args.recordings_per_chunk,
+        compile_cache=_compile_cache(args),
     )
     save(labelled, args.output)
     unsure = _unsure_share(open_store(args.output))
@@ -710,13 +736,19 @@ def _add_resume_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="project store with an interrupted fit")
     parser.add_argument("--num-iters", type=int, help="new target number of sweeps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_compile_cache_arguments(parser)
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     """Continue a fit from its last checkpoint."""
     from moseq_xr.fitting.api import resume
 
-    tree = resume(args.store, args.num_iters, progress=not args.no_progress)
+    tree = resume(
+        args.store,
+        args.num_iters,
+        progress=not args.no_progress,
+        compile_cache=_compile_cache(args),
+    )
     _fit_summary(tree, console, args.store)
     return 0
 

@@ -30,6 +30,14 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_home(tmp_path_factory):
+    """Keep the CLI's default compile cache (``XDG_CACHE_HOME``) out of ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache_home")))
+        yield
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A numpy generator seeded with 42."""

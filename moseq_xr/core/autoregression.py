@@ -41,6 +41,12 @@ class ARPrior(NamedTuple):
     K_0: jax.Array
 
 
+#: Frames processed per block by the per-frame passes over all states (AR
+#: log-likelihoods, sufficient statistics), so that their per-frame work
+#: arrays (e.g. the ``(frames, S * P)`` residuals) stay small and in cache.
+FRAME_BLOCK = 2048
+
+
 def make_ar_prior(
     latent_dim: int,
     nlags: int,
@@ -95,6 +101,47 @@ def _per_state_means(
     return sums / safe[:, None], counts
 
 
+def _centred_sums(
+    joint: jax.Array,
+    weights: jax.Array,
+    labels: jax.Array,
+    means: jax.Array,
+    triangle: tuple[np.ndarray, np.ndarray],
+) -> tuple[jax.Array, jax.Array]:
+    """Per-label ``sum w (u - m)`` and upper triangle of ``sum w (u - m)(u - m)^T``.
+
+    Accumulated ``FRAME_BLOCK`` frames at a time, so the centred frames and
+    their products never exist for all frames at once. Returns shapes
+    ``(S, dim)`` and ``(S, len(triangle[0]))``.
+    """
+    num_states, (rows, cols) = means.shape[0], triangle
+    total = joint.shape[0]
+    block = max(1, min(FRAME_BLOCK, total))
+    padding = -total % block  # padded frames have weight 0
+
+    def blocks(values: jax.Array) -> jax.Array:
+        widths = ((0, padding),) + ((0, 0),) * (values.ndim - 1)
+        return jnp.pad(values, widths).reshape(-1, block, *values.shape[1:])
+
+    def accumulate(sums, inputs):
+        block_joint, block_weights, block_labels = inputs
+        centred = block_joint - means[block_labels]
+        scaled = centred * jnp.sqrt(block_weights)[:, None]
+        residual = centred * block_weights[:, None]
+        products = scaled[:, rows] * scaled[:, cols]
+        return (
+            sums[0] + jax.ops.segment_sum(residual, block_labels, num_states),
+            sums[1] + jax.ops.segment_sum(products, block_labels, num_states),
+        ), None
+
+    start = (
+        jnp.zeros((num_states, joint.shape[1]), joint.dtype),
+        jnp.zeros((num_states, len(rows)), joint.dtype),
+    )
+    inputs = (blocks(joint), blocks(weights), blocks(labels))
+    return jax.lax.scan(accumulate, start, inputs)[0]
+
+
 def ar_sufficient_stats(
     x: jax.Array, z: jax.Array, weights: jax.Array, num_states: int, nlags: int
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -135,15 +182,8 @@ def ar_sufficient_stats(
     joint, flat_z = joint.reshape(-1, dim), z.reshape(-1)
     flat_w = weights.reshape(-1).astype(x.dtype)
     means, counts = _per_state_means(joint, flat_w, flat_z, num_states)
-    centred = joint - means[flat_z]
-    residual = jax.ops.segment_sum(
-        centred * flat_w[:, None], flat_z, num_segments=num_states
-    )
-    scaled = centred * jnp.sqrt(flat_w)[:, None]
     rows, cols = np.triu_indices(dim)
-    upper = jax.ops.segment_sum(
-        scaled[:, rows] * scaled[:, cols], flat_z, num_segments=num_states
-    )
+    residual, upper = _centred_sums(joint, flat_w, flat_z, means, (rows, cols))
     full = jnp.zeros((num_states, dim, dim), x.dtype).at[:, rows, cols].set(upper)
     full = full + jnp.swapaxes(full, 1, 2) - full * jnp.eye(dim, dtype=x.dtype)
     cross = residual[:, :, None] * means[:, None, :]
@@ -207,11 +247,6 @@ def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array
     return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
 
 
-#: Frames whose log-likelihoods under every state are computed in one block
-#: (the ``(frames, S * P)`` residuals of a block stay in cache).
-LOG_LIKELIHOOD_BLOCK = 2048
-
-
 def ar_log_likelihoods(
     x: jax.Array, Ab: jax.Array, Q: jax.Array, nlags: int
 ) -> jax.Array:
@@ -219,7 +254,7 @@ def ar_log_likelihoods(
 
     The residuals are whitened by the Cholesky factors of ``Q_j`` and all states
     are evaluated with one matrix product per block of
-    ``LOG_LIKELIHOOD_BLOCK`` frames (the frames of all rows, one block after
+    ``FRAME_BLOCK`` frames (the frames of all rows, one block after
     the other), so that the ``(frames, S * P)`` residuals stay in cache.
 
     Parameters
@@ -238,12 +273,68 @@ def ar_log_likelihoods(
     """
     num_rows, num_frames, _ = x.shape
     joint = _joint_regressors(x, nlags).reshape(num_rows * (num_frames - nlags), -1)
-    block = max(1, min(LOG_LIKELIHOOD_BLOCK, joint.shape[0]))
+    block = max(1, min(FRAME_BLOCK, joint.shape[0]))
     padding = -joint.shape[0] % block
     blocks = jnp.pad(joint, ((0, padding), (0, 0))).reshape(-1, block, joint.shape[1])
     log_lik = jax.lax.map(_joint_log_likelihoods(Ab, Q), blocks)
     log_lik = log_lik.reshape(-1, Ab.shape[0])[: joint.shape[0]]
     return log_lik.reshape(num_rows, num_frames - nlags, Ab.shape[0])
+
+
+def ar_scaled_likelihoods(
+    x: jax.Array, Ab: jax.Array, Q: jax.Array, zmask: jax.Array, nlags: int
+) -> tuple[jax.Array, jax.Array]:
+    """Time-major AR likelihoods of every frame t >= L, scaled per frame.
+
+    With ``l`` the log-likelihoods of :func:`ar_log_likelihoods` times
+    ``zmask`` (0 on frames without a syllable) and ``peak`` their maximum over
+    states, returns ``exp(l - peak)`` of shape ``(T - L, N, S)`` and ``peak``
+    of shape ``(T - L, N)``: what the forward filter of all rows reads. They
+    are computed ``FRAME_BLOCK`` frames at a time and written in
+    place, so neither the log-likelihoods nor a row-major copy is ever stored.
+
+    Parameters
+    ----------
+    x
+        Shape ``(N, T, P)``.
+    Ab, Q
+        Shapes ``(S, P, P*L+1)`` and ``(S, P, P)``.
+    zmask
+        Frames with a syllable, ``(N, T - L)``.
+    nlags
+        L.
+    """
+    num_rows, num_frames, _ = x.shape
+    num_states, steps = Ab.shape[0], num_frames - nlags
+    joint = jnp.swapaxes(_joint_regressors(x, nlags), 0, 1)
+    joint = joint.reshape(steps * num_rows, -1)
+    weights = jnp.swapaxes(zmask, 0, 1).reshape(-1).astype(joint.dtype)
+    log_likelihoods = _joint_log_likelihoods(Ab, Q)
+    total = joint.shape[0]
+    block = max(1, min(FRAME_BLOCK, total))
+
+    def one_block(index, outputs):
+        # The last block is moved back to end at the last frame (its overlap
+        # with the previous block is recomputed identically).
+        start = jnp.minimum(index * block, total - block)
+        log_lik = log_likelihoods(jax.lax.dynamic_slice_in_dim(joint, start, block))
+        log_lik = log_lik * jax.lax.dynamic_slice_in_dim(weights, start, block)[:, None]
+        peak = log_lik.max(-1)
+        scaled = jnp.exp(log_lik - peak[:, None])
+        return (
+            jax.lax.dynamic_update_slice_in_dim(outputs[0], scaled, start, 0),
+            jax.lax.dynamic_update_slice_in_dim(outputs[1], peak, start, 0),
+        )
+
+    empty = (
+        jnp.zeros((total, num_states), joint.dtype),
+        jnp.zeros((total,), joint.dtype),
+    )
+    scaled, peaks = jax.lax.fori_loop(0, -(-total // block), one_block, empty)
+    return (
+        scaled.reshape(steps, num_rows, num_states),
+        peaks.reshape(steps, num_rows),
+    )
 
 
 def _joint_regressors(x: jax.Array, nlags: int) -> jax.Array:

@@ -208,32 +208,83 @@ def sample_states_parallel(
     return composed[:, 0].astype(jnp.int32), log_norm
 
 
-def _forward_filter_rows(
-    log_pi: jax.Array, log_likelihoods: jax.Array
+def _forward_filter_time_major(
+    transition: jax.Array, likelihoods: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """:func:`forward_filter` of all rows at once, time-major: ``(T, N, S)``, ``(N,)``.
+    """:func:`forward_filter` of all rows at once on scaled likelihoods ``(T, N, S)``.
 
-    One ``(N, S) @ (S, S)`` product per frame for all rows together, with the
-    frames contiguous in memory; the same arithmetic as ``forward_filter``.
+    One ``(N, S) @ (S, S)`` product per frame for all rows together; the first
+    frame is handled inside the scan (uniform initial distribution), so the
+    filtered probabilities ``(T, N, S)`` are written once, with no copy. The
+    arithmetic is that of ``forward_filter``. Returns them and the log
+    normaliser of the scaled likelihoods ``(N,)``.
+    """
+    num_states = transition.shape[0]
+    is_first = jnp.arange(likelihoods.shape[0]) == 0
+
+    def step(carry, inputs):
+        previous, log_norm = carry
+        likelihood, first = inputs
+        unnormalised = jnp.where(
+            first, likelihood / num_states, (previous @ transition) * likelihood
+        )
+        norm = unnormalised.sum(-1)
+        filtered = unnormalised / norm[:, None]
+        return (filtered, log_norm + jnp.log(norm)), filtered
+
+    start = jnp.zeros(likelihoods.shape[1:], likelihoods.dtype)
+    initial = (start, jnp.zeros(likelihoods.shape[1], likelihoods.dtype))
+    (_, log_norm), filtered = jax.lax.scan(step, initial, (likelihoods, is_first))
+    return filtered, log_norm
+
+
+def sample_states_scaled(
+    keys: jax.Array, log_pi: jax.Array, likelihoods: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Forward filtering, backward sampling of all rows from scaled likelihoods.
+
+    Parameters
+    ----------
+    keys
+        One key per row, ``(N,)``; row ``n`` draws exactly what
+        ``sample_states_serial(keys[n], ...)`` draws.
+    log_pi
+        Log transition matrix, ``(S, S)``.
+    likelihoods
+        Time-major likelihoods ``(T, N, S)``, each frame scaled by a constant
+        (e.g. ``exp(log_lik - max_j log_lik)``).
+
+    Returns
+    -------
+    tuple
+        ``(z (N, T) int32, log normaliser of the scaled likelihoods (N,))``.
+
+    Notes
+    -----
+    Only two ``(T, N, S)`` arrays exist: the likelihoods and the filtered
+    probabilities. The backward pass starts from a virtual state ``S`` whose
+    transition column is all ones, so the last frame is drawn from its
+    filtered probabilities inside the same scan (multiplying by 1 is exact).
     """
     transition = jnp.exp(log_pi)
-    likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
-    likelihoods = jnp.swapaxes(likelihoods, 0, 1)
-    first = likelihoods[0] / log_pi.shape[0]
-    first_norm = first.sum(-1)
+    filtered, log_norm = _forward_filter_time_major(transition, likelihoods)
+    num_frames, num_rows, num_states = likelihoods.shape
+    uniforms = jax.vmap(
+        lambda key: jax.random.uniform(key, (num_frames,), filtered.dtype)
+    )(keys).T
+    columns = jnp.concatenate(
+        [transition, jnp.ones((num_states, 1), transition.dtype)], axis=1
+    ).T
 
-    def step(carry, likelihood):
-        previous, log_norm = carry
-        unnormalised = (previous @ transition) * likelihood
-        norm = unnormalised.sum(-1)
-        return (unnormalised / norm[:, None], log_norm + jnp.log(norm)), (
-            unnormalised / norm[:, None]
-        )
+    def step(next_state, inputs):
+        probs, uniform = inputs
+        state = _categorical_from_uniform(probs * columns[next_state], uniform[:, None])
+        state = state.astype(jnp.int32)
+        return state, state
 
-    initial = (first / first_norm[:, None], jnp.log(first_norm))
-    (_, log_norm), filtered = jax.lax.scan(step, initial, likelihoods[1:])
-    filtered = jnp.concatenate([initial[0][None], filtered])
-    return filtered, log_norm + peaks.sum(-1)
+    virtual = jnp.full((num_rows,), num_states, jnp.int32)
+    _, states = jax.lax.scan(step, virtual, (filtered, uniforms), reverse=True)
+    return states.T.astype(jnp.int32), log_norm
 
 
 def sample_states_rows(
@@ -243,7 +294,8 @@ def sample_states_rows(
 
     Row ``n`` uses ``keys[n]`` exactly as ``sample_states_serial`` would, so
     the draws are the same as ``vmap(sample_states_serial)``; the frames are
-    walked once for all rows (time-major), which is faster on CPUs.
+    walked once for all rows (time-major), which is faster on CPUs. See
+    :func:`sample_states_scaled` for the form the Gibbs sampler uses.
 
     Parameters
     ----------
@@ -259,21 +311,6 @@ def sample_states_rows(
     tuple
         ``(z (N, T) int32, log p(x) (N,))``.
     """
-    filtered, log_norm = _forward_filter_rows(log_pi, log_likelihoods)
-    transition = jnp.exp(log_pi)
-    num_frames = log_likelihoods.shape[1]
-    uniforms = jax.vmap(
-        lambda key: jax.random.uniform(key, (num_frames,), filtered.dtype)
-    )(keys).T
-    last = _categorical_from_uniform(filtered[-1], uniforms[-1][:, None])
-
-    def step(next_state, inputs):
-        probs, uniform = inputs
-        state = _categorical_from_uniform(
-            probs * transition[:, next_state].T, uniform[:, None]
-        )
-        return state, state
-
-    _, states = jax.lax.scan(step, last, (filtered[:-1], uniforms[:-1]), reverse=True)
-    states = jnp.concatenate([states, last[None]]).T
-    return states.astype(jnp.int32), log_norm
+    likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
+    z, log_norm = sample_states_scaled(keys, log_pi, jnp.swapaxes(likelihoods, 0, 1))
+    return z, log_norm + peaks.sum(-1)

@@ -29,15 +29,13 @@ from moseq_xr.core.autoregression import (
     ar_log_likelihood_chosen,
     ar_log_likelihoods,
     ar_log_prior,
+    ar_scaled_likelihoods,
     ar_sufficient_stats,
     init_ar_params,
     resample_ar_params,
 )
 from moseq_xr.core.durations import median_run_length
-from moseq_xr.core.hmm import (
-    sample_states_parallel,
-    sample_states_rows,
-)
+from moseq_xr.core.hmm import sample_states_parallel, sample_states_scaled
 from moseq_xr.core.rows import map_rows, row_keys
 from moseq_xr.core.transitions import (
     TransitionHypers,
@@ -227,14 +225,19 @@ def state_mask(mask: jax.Array, nlags: int) -> jax.Array:
 
 def _syllables_block(keys, x, zmask, log_pi, Ab, Q, config: ModelConfig):
     """Syllables of a block of rows and their AR log-likelihood per row."""
-    log_lik = ar_log_likelihoods(x, Ab, Q, config.nlags) * zmask[..., None]
     if config.parallel_message_passing:
+        log_lik = ar_log_likelihoods(x, Ab, Q, config.nlags) * zmask[..., None]
         sampler = jax.vmap(sample_states_parallel, in_axes=(0, None, 0))
-    else:  # the same draws as vmap(sample_states_serial), walked time-major
-        sampler = sample_states_rows
-    z, _ = sampler(keys, log_pi, log_lik)
-    chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0]
-    return z, chosen.sum(-1)
+        z, _ = sampler(keys, log_pi, log_lik)
+        chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0]
+        return z, chosen.sum(-1)
+    # The same draws as vmap(sample_states_serial), walked time-major over
+    # scaled likelihoods: two (frames, rows, S) arrays in all.
+    likelihoods, peaks = ar_scaled_likelihoods(x, Ab, Q, zmask, config.nlags)
+    z, _ = sample_states_scaled(keys, log_pi, likelihoods)
+    # The drawn state has a positive filtered probability, hence likelihood.
+    chosen = jnp.take_along_axis(likelihoods, z.T[..., None], axis=-1)[..., 0]
+    return z, (jnp.log(chosen) + peaks).sum(0)
 
 
 def sample_syllables_given_x(

@@ -29,6 +29,7 @@ from moseq_xr.fitting.checkpoint import (
     segments_index,
     write_checkpoint,
 )
+from moseq_xr.fitting.compile_cache import CachedJit, compile_cache_scope
 from moseq_xr.fitting.hyperparameters import fit_hyperparameters
 from moseq_xr.fitting.loop import ChainResult, run_chain
 from moseq_xr.fitting.placement import constrain, device_mesh, place, plan_memory
@@ -72,9 +73,9 @@ def _counted_step(key, state, data, hypers, config: core.ModelConfig):
     return constrain(state, config.mesh), info
 
 
-_JITTED_STEP = jax.jit(_counted_step, static_argnames="config")
-_JITTED_INIT = jax.jit(core.init, static_argnames="config")
-_JITTED_INIT_POSE = jax.jit(init_pose, static_argnames="whiten")
+_JITTED_STEP = CachedJit(_counted_step, static_argnames="config")
+_JITTED_INIT = CachedJit(core.init, static_argnames="config")
+_JITTED_INIT_POSE = CachedJit(init_pose, static_argnames="whiten")
 
 #: PRNG implementation of the chains. XLA's RngBitGenerator compiles several
 #: times faster than threefry on CPUs, which dominates the first iteration.
@@ -122,7 +123,7 @@ def _initial_state(
     mean, components = pca_embedded(prepared.pca)
     dtype = data.Y.dtype
     pose = _JITTED_INIT_POSE(
-        data.Y,
+        jnp.asarray(prepared.initial_Y, dtype),
         data.mask,
         jnp.asarray(prepared.centroid, dtype),
         jnp.asarray(prepared.heading, dtype),
@@ -487,6 +488,7 @@ def _from_previous_fit(
             key,
             params,
             data,
+            prepared.initial_Y,
             prepared.centroid,
             prepared.heading,
             hypers,
@@ -578,6 +580,7 @@ def fit(
     pca: xr.Dataset | None = None,
     devices: Any = None,
     memory_limit: int | float | str | None = None,
+    compile_cache: bool | str | Path | None = None,
     **prepare_options: Any,
 ) -> xr.DataTree:
     """Fit keypoint-MoSeq to a pose Dataset.
@@ -646,6 +649,11 @@ def fit(
         memory. When a sweep would need more, rows are sampled in serial
         batches that fit (same results, slower); when even one row per device
         does not fit, the fit stops before starting and says what it needs.
+    compile_cache
+        Directory keeping the compiled samplers between processes (``True``:
+        ``~/.cache/moseq_xr/xla``; default ``None``: none). A later fit of the
+        same shapes and options loads them instead of compiling again; see
+        :mod:`moseq_xr.fitting.compile_cache`.
     **prepare_options
         Data preparation options, see :class:`moseq_xr.fitting.prepare.PrepareOptions`
         (``anterior``, ``posterior``, ``use_keypoints``, ``fix_heading``,
@@ -712,7 +720,7 @@ def fit(
         "init": init is not None,
     }
     store = _store_path(checkpoint, ds)
-    with precision_scope(precision):
+    with precision_scope(precision), compile_cache_scope(compile_cache):
         dtype = jnp.result_type(float)
         hypers = core.make_hypers(
             config,
@@ -780,6 +788,7 @@ def resume(
     progress: bool = True,
     devices: Any = None,
     memory_limit: int | float | str | None = None,
+    compile_cache: bool | str | Path | None = None,
 ) -> xr.DataTree:
     """Continue a fit from the checkpoint in a project store.
 
@@ -793,7 +802,7 @@ def resume(
         Sweeps between checkpoints.
     progress
         Show a progress bar.
-    devices, memory_limit
+    devices, memory_limit, compile_cache
         As for :func:`fit` (chosen again for this machine).
 
     Returns
@@ -820,7 +829,7 @@ def resume(
     opened = open_store(store)
     ds = opened.to_dataset(inherit=False) if isinstance(opened, xr.DataTree) else opened
     ds = ds.drop_vars([v for v in N.RESULT_VARS if v in ds])
-    with precision_scope(meta["precision"]):
+    with precision_scope(meta["precision"]), compile_cache_scope(compile_cache):
         dtype = jnp.result_type(float)
         data, state, config = _placed(
             *_saved_rows(saved, dtype),

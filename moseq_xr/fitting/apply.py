@@ -13,6 +13,7 @@ syllable explains well are flagged.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -29,6 +30,7 @@ from moseq_xr.core.keypoints import embed, to_egocentric
 from moseq_xr.core.rows import map_rows
 from moseq_xr.exceptions import FitError
 from moseq_xr.fitting.bridge import Segments, from_segments
+from moseq_xr.fitting.compile_cache import CachedJit, compile_cache_scope
 from moseq_xr.fitting.loop import run_chain
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import frame_syllables
@@ -72,15 +74,21 @@ def _frozen_state(
     key,
     params: core.Params,
     data: core.ModelData,
+    initial_Y,
     centroid,
     heading,
     hypers: core.Hypers,
     config: core.ModelConfig,
 ) -> core.ModelState:
-    """Fitted parameters; latents projected with the fitted emission; z sampled."""
+    """Fitted parameters; latents projected with the fitted emission; z sampled.
+
+    ``x`` is projected from ``initial_Y`` (low-confidence keypoints
+    interpolated, see :class:`~moseq_xr.fitting.prepare.PreparedData`), as
+    when fitting.
+    """
     dtype = data.Y.dtype
     v, h = jnp.asarray(centroid, dtype), jnp.asarray(heading, dtype)
-    x = projected_latents(data.Y, v, h, params.Cd)
+    x = projected_latents(jnp.asarray(initial_Y, dtype), v, h, params.Cd)
     key_noise, key_z = jax.random.split(key)
     s = init_noise_scales(
         key_noise, data.Y, x, v, h, params.Cd, data.noise_prior, hypers.obs.nu_s
@@ -152,6 +160,7 @@ def frozen_chain(
             jax.random.fold_in(key, 2**31 - 1),
             fitted_params(model, dtype),
             data,
+            prepared.initial_Y,
             prepared.centroid,
             prepared.heading,
             hypers,
@@ -198,9 +207,9 @@ def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[An
 
 #: Compiled once per process (and per shape): the frozen-parameter state, sweep
 #: and posterior shared by :func:`apply` and the marginals.
-_FROZEN_STATE = jax.jit(_frozen_state, static_argnames="config")
-FROZEN_STEP = jax.jit(core.step, static_argnames="config")
-_POSTERIOR = jax.jit(_posterior, static_argnames="config")
+_FROZEN_STATE = CachedJit(_frozen_state, static_argnames="config")
+FROZEN_STEP = CachedJit(core.step, static_argnames="config")
+_POSTERIOR = CachedJit(_posterior, static_argnames="config")
 
 
 def _best_log_likelihood(state: core.ModelState, data: core.ModelData, config):
@@ -215,7 +224,7 @@ def _best_log_likelihood(state: core.ModelState, data: core.ModelData, config):
     )
 
 
-_BEST_LOG_LIKELIHOOD = jax.jit(_best_log_likelihood, static_argnames="config")
+_BEST_LOG_LIKELIHOOD = CachedJit(_best_log_likelihood, static_argnames="config")
 
 
 def _front_pad(values: np.ndarray, nlags: int, fill: float) -> np.ndarray:
@@ -268,6 +277,7 @@ def apply(
     recordings_per_chunk: int | None = None,
     devices: Any = None,
     memory_limit: int | float | str | None = None,
+    compile_cache: bool | str | Path | None = None,
 ) -> xr.Dataset:
     """Label new data with a fitted model (parameters frozen).
 
@@ -308,6 +318,9 @@ def apply(
     devices, memory_limit
         Devices to split the rows over and memory each may use, as for
         :func:`moseq_xr.fit` (in-memory path).
+    compile_cache
+        Directory keeping the compiled samplers between processes, as for
+        :func:`moseq_xr.fit` (chunked: shared by the worker processes).
 
     Returns
     -------
@@ -338,12 +351,14 @@ def apply(
             precision=precision,
             client=client,
             recordings_per_chunk=recordings_per_chunk,
+            compile_cache=compile_cache,
         )
     from moseq_xr.fitting.api import precision_scope
 
-    frozen = frozen_chain(ds, fitted, seed, precision, devices, memory_limit)
+    with compile_cache_scope(compile_cache):
+        frozen = frozen_chain(ds, fitted, seed, precision, devices, memory_limit)
     config, data, hypers = frozen.config, frozen.data, frozen.hypers
-    with precision_scope(frozen.precision):
+    with precision_scope(frozen.precision), compile_cache_scope(compile_cache):
         chain = run_chain(
             lambda k, s: FROZEN_STEP(k, s, data, hypers, config=config),
             frozen.state,

@@ -30,6 +30,7 @@ other error names the chunk's recordings.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dask
@@ -39,6 +40,7 @@ import xarray as xr
 
 from moseq_xr._provenance import with_provenance
 from moseq_xr.exceptions import FitError
+from moseq_xr.fitting.compile_cache import resolve_cache_dir
 from moseq_xr.schema import names as N
 from moseq_xr.schema import validate
 
@@ -321,6 +323,7 @@ def apply_chunked(
     precision: str | None = None,
     client: Client | None = None,
     recordings_per_chunk: int | None = None,
+    compile_cache: bool | str | Path | None = None,
 ) -> xr.Dataset:
     """Label ``ds`` chunk of recordings by chunk of recordings (lazily).
 
@@ -342,6 +345,9 @@ def apply_chunked(
         A ``dask.distributed.Client``: the result is persisted there.
     recordings_per_chunk
         See :func:`recording_chunks`.
+    compile_cache
+        As for :func:`moseq_xr.apply`; with a directory every worker process
+        loads the compiled sampler from it instead of compiling its own.
 
     Returns
     -------
@@ -358,6 +364,7 @@ def apply_chunked(
         "seed": seed,
         "progress": progress and client is None,
         "precision": precision,
+        "compile_cache": resolve_cache_dir(compile_cache),
     }
     results = _lazy_results(ds, model, sizes, result_specs(ds, attrs), options)
     if client is not None:

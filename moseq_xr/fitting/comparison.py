@@ -179,7 +179,7 @@ def _trajectories(
     """``x`` of one model on the prepared rows, ``(N, T, P)``."""
     segments = prepared.segments
     if tree["model"].attrs["stage"] == "ar":
-        Y = jnp.asarray(segments.Y, dtype)
+        Y = jnp.asarray(prepared.initial_Y, dtype)
         Cd = jnp.asarray(tree["model"]["Cd"].values, dtype)
         return projected_latents(Y, prepared.centroid, prepared.heading, Cd)
     root = tree.to_dataset()

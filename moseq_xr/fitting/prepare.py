@@ -3,8 +3,12 @@
 Order of operations, each a public function of :mod:`moseq_xr.preprocess`::
 
     select_keypoints -> [remove_outliers] -> interpolate_missing -> add_noise
-    -> compute_centroid_heading (initial v, h) -> fit_pca (unless given)
-    -> to_segments (+ the same cut of v and h)
+    -> interpolate_low_confidence -> initial v, h -> fit_pca (unless given)
+    -> to_segments (+ the same cut of v, h and the interpolated positions)
+
+The low-confidence interpolation is for initialisation only (reference §1.7,
+§3.5): the initial centroid, heading and pose latents ``x`` (which the AR stage
+keeps) come from it, while the model fits the cleaned positions.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from moseq_xr.exceptions import DataQualityWarning, FitError
 from moseq_xr.fitting.bridge import Segments, segment_values, to_segments
 from moseq_xr.preprocess import (
     add_noise,
-    compute_centroid_heading,
     fit_pca,
+    interpolate_low_confidence,
     interpolate_missing,
     remove_outliers,
     select_keypoints,
 )
+from moseq_xr.preprocess.alignment import centroid_heading_from_position
 from moseq_xr.schema import names as N
 from moseq_xr.schema import validate
 
@@ -99,6 +104,9 @@ class PreparedData(NamedTuple):
     heading: np.ndarray
     pca: xr.Dataset
     options: PrepareOptions
+    #: Positions ``(N, T, K, D)`` cut like ``segments.Y``, low-confidence
+    #: keypoints interpolated: what the initial pose latents are projected from.
+    initial_Y: np.ndarray
 
 
 def _matches(name: str, words: Sequence[str]) -> bool:
@@ -175,12 +183,9 @@ def prepare(
         keypoints = options.use_keypoints or [str(k) for k in ds[N.KEYPOINT].values]
         options.anterior, options.posterior = default_body_axis(keypoints)
     cleaned = clean(ds, options)
-    centroid, heading = compute_centroid_heading(
-        cleaned,
-        options.anterior,
-        options.posterior,
-        options.fix_heading,
-        options.conf_threshold,
+    initial = interpolate_low_confidence(cleaned, options.conf_threshold)
+    centroid, heading = centroid_heading_from_position(
+        initial, options.anterior, options.posterior, options.fix_heading
     )
     if pca is None:
         pca = fit_pca(
@@ -205,7 +210,14 @@ def prepare(
         heading=segment_values(heading, segments),
         pca=pca,
         options=options,
+        initial_Y=_initial_positions(initial, segments),
     )
+
+
+def _initial_positions(initial: xr.DataArray, segments: Segments) -> np.ndarray:
+    """Interpolated positions cut into rows; the cleaned ones where undefined."""
+    rows = segment_values(initial, segments, (N.KEYPOINT, N.SPACE))
+    return np.where(np.isfinite(rows), rows, segments.Y)
 
 
 def _is_lazy(ds: xr.Dataset) -> bool:

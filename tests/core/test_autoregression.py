@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import signal, stats
 
 from moseq_xr.core import autoregression as ar
@@ -26,13 +27,16 @@ def test_prior_mean_is_a_random_walk():
     assert float(prior.nu_0) == 4.0 and prior.K_0.shape == (7, 7)
 
 
-def test_sufficient_stats_equal_per_state_loops(key):
+@pytest.mark.parametrize("frame_block", [2048, 5])
+def test_sufficient_stats_equal_per_state_loops(key, frame_block, monkeypatch):
+    """Also in blocks of 5 frames (56 frames: the last block padded)."""
+    monkeypatch.setattr(ar, "FRAME_BLOCK", frame_block)
     x = jax.random.normal(key, (2, 30, 3))
     z = jax.random.randint(key, (2, 28), 0, 4)
     mask = (jax.random.uniform(jax.random.fold_in(key, 1), (2, 28)) > 0.2).astype(
         x.dtype
     )
-    stats_ = jax.jit(ar.ar_sufficient_stats, static_argnums=(3, 4))(x, z, mask, 4, 2)
+    stats_ = ar.ar_sufficient_stats(x, z, mask, 4, 2)  # eager: reads FRAME_BLOCK
     sxx, syx, syy, count = map(np.asarray, stats_)
     regressors = np.asarray(ar.lagged_regressors(x, 2)).reshape(-1, 7)
     targets = np.asarray(x[:, 2:]).reshape(-1, 3)
@@ -62,6 +66,31 @@ def test_log_likelihoods_match_scipy(key):
             mean = ab[state] @ regressors[t]
             expected = stats.multivariate_normal(mean, q[state]).logpdf(x[0, t + 2])
             np.testing.assert_allclose(log_lik[0, t, state], expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("frame_block", [2048, 5])
+def test_scaled_likelihoods_are_the_masked_likelihoods_time_major(
+    key, frame_block, monkeypatch
+):
+    """exp(l * mask - max_j) and max_j, frames first; in blocks of 5 frames the
+    last block overlaps the one before it and is written twice identically."""
+    monkeypatch.setattr(ar, "FRAME_BLOCK", frame_block)
+    x = jax.random.normal(key, (3, 21, 2))
+    ab, q = init_ar_params(key, 4, ar.make_ar_prior(2, 2))
+    zmask = (jax.random.uniform(jax.random.fold_in(key, 1), (3, 19)) > 0.3).astype(
+        x.dtype
+    )
+    scaled, peaks = ar.ar_scaled_likelihoods(x, ab, q, zmask, 2)
+    log_lik = (
+        np.asarray(ar.ar_log_likelihoods(x, ab, q, 2)) * np.asarray(zmask)[..., None]
+    )
+    expected_peaks = log_lik.max(-1)
+    np.testing.assert_allclose(peaks, expected_peaks.T, rtol=1e-13)
+    np.testing.assert_allclose(
+        scaled,
+        np.exp(log_lik - expected_peaks[..., None]).transpose(1, 0, 2),
+        rtol=1e-12,
+    )
 
 
 def test_log_prior_matches_scipy(key):

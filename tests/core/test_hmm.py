@@ -112,6 +112,12 @@ def test_rows_sampler_draws_what_the_serial_sampler_draws(key):
     z, log_norm = hmm.sample_states_rows(keys, log_pi, log_lik)
     np.testing.assert_array_equal(z, expected_z)
     np.testing.assert_allclose(log_norm, expected_norm, rtol=1e-12)
+    for length in (1, 2):  # the first and the last frame are the same frame
+        short_z, _ = hmm.sample_states_rows(keys, log_pi, log_lik[:, :length])
+        expected_short, _ = jax.vmap(hmm.sample_states_serial, in_axes=(0, None, 0))(
+            keys, log_pi, log_lik[:, :length]
+        )
+        np.testing.assert_array_equal(short_z, expected_short)
     brute, *_ = _brute_force(log_pi, log_lik[2, :6])
     _, short_norm = hmm.sample_states_rows(keys[:1], log_pi, log_lik[2:3, :6])
     np.testing.assert_allclose(short_norm[0], brute, rtol=1e-10)

@@ -94,11 +94,15 @@ def test_fit_and_apply_from_the_command_line(data, tmp_path, capsys):
                 "1",
                 "--memory-limit",
                 "4GB",
+                "--compile-cache",
+                str(tmp_path / "cache"),
                 "--no-progress",
             ]
         )
         == 0
     )
+    compiled = sorted((tmp_path / "cache").glob("*.xla"))
+    assert len(compiled) >= 3  # pose init, state init, sweep
     assert (
         main(
             [
@@ -110,11 +114,14 @@ def test_fit_and_apply_from_the_command_line(data, tmp_path, capsys):
                 str(tmp_path / "labelled.zarr"),
                 "--num-iters",
                 "2",
+                "--compile-cache",
+                str(tmp_path / "cache"),
                 "--no-progress",
             ]
         )
         == 0
     )
+    assert len(list((tmp_path / "cache").glob("*.xla"))) > len(compiled)
     labelled = moseq_xr.open(tmp_path / "labelled.zarr")
     assert labelled["syllable"].dims == ("recording", "individual", "time")
     assert "syllable_probability" in labelled

@@ -28,8 +28,12 @@ def _prepared(tree: xr.DataTree):
 
 
 def _projection(tree: xr.DataTree, prepared) -> np.ndarray:
-    """``pinv(C) (Gamma^T R(-h) (Y - v) - d)`` in plain numpy, ``(N, T, P)``."""
-    Y = prepared.segments.Y - prepared.centroid[..., None, :]
+    """``pinv(C) (Gamma^T R(-h) (Y - v) - d)`` in plain numpy, ``(N, T, P)``.
+
+    ``Y``: the positions the pose latents are initialised from (low-confidence
+    keypoints interpolated).
+    """
+    Y = prepared.initial_Y - prepared.centroid[..., None, :]
     cos, sin = np.cos(prepared.heading), np.sin(prepared.heading)
     rotated = np.stack(
         [

@@ -1,0 +1,274 @@
+"""Compiled samplers kept on disk between fits (opt-in: ``compile_cache=``).
+
+XLA compiles a full-model Gibbs sweep in about half a minute on a CPU, and a
+new process (a CLI call, a resumed fit, the next seed of a model comparison)
+paid that again every time. With a cache directory, each compiled executable
+is serialised after its first compilation
+(:mod:`jax.experimental.serialize_executable`) and loaded by later calls whose
+computation is identical: the same lowered program text, JAX and jaxlib
+versions, backend, devices, CPU and ``XLA_FLAGS``.
+
+Nothing global changes: the directory is chosen per call with
+:func:`compile_cache_scope` (a context variable, so threads and nested calls
+keep their own), and JAX's own persistent cache, which is process-wide
+configuration, is not touched. Within a process every :class:`CachedJit`
+also keeps its executables in memory, as ``jax.jit`` does.
+
+Loading an entry runs code from the file: point the cache only at directories
+you own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import inspect
+import os
+import platform
+import tempfile
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from moseq_xr.exceptions import MoseqXrWarning
+
+#: Executables each function keeps in memory (least recently used dropped).
+MEMORY_ENTRIES = 8
+
+#: File suffix of a cache entry.
+SUFFIX = ".xla"
+
+#: Disk hits, misses (compiled and written) and failed loads, for diagnostics.
+CACHE_STATS = {"hits": 0, "misses": 0, "failed_loads": 0}
+
+_DIRECTORY: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "moseq_xr_compile_cache", default=None
+)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/moseq_xr/xla`` (``~/.cache/moseq_xr/xla`` by default)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "moseq_xr" / "xla"
+
+
+def resolve_cache_dir(compile_cache: bool | str | Path | None) -> Path | None:
+    """The directory named by a ``compile_cache=`` argument (``None``: no cache).
+
+    ``True`` means :func:`default_cache_dir`; ``None`` or ``False``, no cache.
+    """
+    if compile_cache is None or compile_cache is False:
+        return None
+    if compile_cache is True:
+        return default_cache_dir()
+    if isinstance(compile_cache, str | os.PathLike):
+        return Path(compile_cache).expanduser()
+    raise TypeError(
+        "compile_cache must be None, True/False or a directory path, "
+        f"got {type(compile_cache).__name__}"
+    )
+
+
+@contextlib.contextmanager
+def compile_cache_scope(compile_cache: bool | str | Path | None) -> Iterator[None]:
+    """Use a compile cache directory for :class:`CachedJit` calls in this block."""
+    token = _DIRECTORY.set(resolve_cache_dir(compile_cache))
+    try:
+        yield
+    finally:
+        _DIRECTORY.reset(token)
+
+
+def _cpu_description() -> str:
+    """The CPU model and feature flags (executables use the host's instructions)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            lines = [
+                line.strip()
+                for line in cpuinfo
+                if line.startswith(("model name", "flags"))
+            ]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
+
+
+def _environment(lowered: jax.stages.Lowered) -> str:
+    """Everything besides the program text that an executable depends on."""
+    import jaxlib
+
+    first = jax.devices()[0]
+    devices = sorted({device.device_kind for device in jax.devices()})
+    parts = [
+        jax.__version__,
+        jaxlib.__version__,
+        first.platform,
+        first.client.platform_version,
+        ",".join(devices),
+        str(len(jax.devices())),
+        os.environ.get("XLA_FLAGS", ""),
+        platform.machine(),
+        _cpu_description() if first.platform == "cpu" else "",
+        str(lowered.in_tree),
+        str(lowered.out_tree),
+    ]
+    return "\n".join(parts)
+
+
+def entry_name(lowered: jax.stages.Lowered) -> str:
+    """File name of a lowered computation's cache entry (a SHA-256 digest)."""
+    digest = hashlib.sha256(_environment(lowered).encode())
+    digest.update(lowered.as_text().encode())
+    return digest.hexdigest() + SUFFIX
+
+
+def _load(path: Path, lowered: jax.stages.Lowered) -> jax.stages.Compiled | None:
+    from jax.experimental.serialize_executable import deserialize_and_load
+
+    try:
+        payload = path.read_bytes()
+        compiled = deserialize_and_load(payload, lowered.in_tree, lowered.out_tree)
+    except Exception as error:  # a truncated, foreign or stale entry
+        CACHE_STATS["failed_loads"] += 1
+        warnings.warn(
+            f"compile cache: could not load {path} ({type(error).__name__}: "
+            f"{error}); compiling again and replacing it",
+            MoseqXrWarning,
+            stacklevel=4,
+        )
+        return None
+    CACHE_STATS["hits"] += 1
+    return compiled
+
+
+def _store(path: Path, compiled: jax.stages.Compiled) -> None:
+    """Write an entry atomically (temporary file, then rename); never raise."""
+    from jax.experimental.serialize_executable import serialize
+
+    try:
+        payload, _, _ = serialize(compiled)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        os.replace(temporary, path)
+    except Exception as error:  # e.g. an op XLA cannot serialise: never fatal
+        warnings.warn(
+            f"compile cache: could not write {path} ({type(error).__name__}: "
+            f"{error}); the fit goes on without caching this executable",
+            MoseqXrWarning,
+            stacklevel=4,
+        )
+
+
+def compile_lowered(
+    lowered: jax.stages.Lowered, directory: Path | None
+) -> jax.stages.Compiled:
+    """Compile, or load the executable from ``directory`` when it is there."""
+    if directory is None:
+        return lowered.compile()
+    path = directory / entry_name(lowered)
+    if path.is_file():
+        compiled = _load(path, lowered)
+        if compiled is not None:
+            return compiled
+    CACHE_STATS["misses"] += 1
+    compiled = lowered.compile()
+    _store(path, compiled)
+    return compiled
+
+
+def _abstract(leaf: Any) -> Any:
+    if isinstance(leaf, jax.Array):
+        return (
+            leaf.shape,
+            leaf.dtype,
+            getattr(leaf, "weak_type", False),
+            leaf.sharding,
+        )
+    return (type(leaf), jnp.shape(leaf), jnp.result_type(leaf))
+
+
+class CachedJit:
+    """``jax.jit(fun, static_argnames=...)`` whose compilations go through the cache.
+
+    Calls trace and compile once per abstract signature (shapes, dtypes,
+    shardings, static arguments, precision), keep the executable in memory,
+    and, inside :func:`compile_cache_scope` with a directory, load it from or
+    store it to disk.
+    """
+
+    def __init__(self, fun: Callable[..., Any], static_argnames: str | tuple = ()):
+        if isinstance(static_argnames, str):
+            static_argnames = (static_argnames,)
+        self.fun = fun
+        self.static_argnames = tuple(static_argnames)
+        self._parameters = list(inspect.signature(fun).parameters)
+        self._jitted = jax.jit(fun, static_argnames=self.static_argnames)
+        self._memory: OrderedDict[Any, jax.stages.Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _split(self, args: tuple, kwargs: dict) -> tuple[tuple, dict, dict]:
+        """Positional and keyword arguments without the static ones, and those."""
+        static = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        dynamic_kwargs = {k: v for k, v in kwargs.items() if k not in static}
+        dynamic_args = []
+        for name, value in zip(self._parameters, args, strict=False):
+            if name in self.static_argnames:
+                static[name] = value
+            else:
+                dynamic_args.append(value)
+        return tuple(dynamic_args), dynamic_kwargs, static
+
+    def compiled(self, *args: Any, **kwargs: Any) -> jax.stages.Compiled:
+        """The executable for these arguments (compiled or loaded on first use)."""
+        dynamic_args, dynamic_kwargs, static = self._split(args, kwargs)
+        leaves, treedef = jax.tree_util.tree_flatten((dynamic_args, dynamic_kwargs))
+        directory = _DIRECTORY.get()
+        signature = (
+            treedef,
+            tuple(_abstract(leaf) for leaf in leaves),
+            tuple(sorted(static.items())),
+            jnp.result_type(float),
+            directory,
+        )
+        with self._lock:
+            compiled = self._memory.get(signature)
+            if compiled is not None:
+                self._memory.move_to_end(signature)
+                return compiled
+        lowered = self._jitted.lower(*args, **kwargs)
+        compiled = compile_lowered(lowered, directory)
+        with self._lock:
+            self._memory[signature] = compiled
+            while len(self._memory) > MEMORY_ENTRIES:
+                self._memory.popitem(last=False)
+        return compiled
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fun`` compiled (as ``jax.jit(fun)(*args, **kwargs)`` would)."""
+        dynamic_args, dynamic_kwargs, _ = self._split(args, kwargs)
+        return self.compiled(*args, **kwargs)(*dynamic_args, **dynamic_kwargs)
+
+    def clear_memory(self) -> None:
+        """Forget the executables held in memory (the disk cache stays)."""
+        with self._lock:
+            self._memory.clear()
+
+
+__all__ = [
+    "CACHE_STATS",
+    "CachedJit",
+    "compile_cache_scope",
+    "compile_lowered",
+    "default_cache_dir",
+    "entry_name",
+    "resolve_cache_dir",
+]
