@@ -101,6 +101,12 @@ def _per_state_means(
     return sums / safe[:, None], counts
 
 
+def _frame_blocks(values: jax.Array, block: int) -> jax.Array:
+    """``values`` (frames first) zero-padded and cut into blocks of ``block`` frames."""
+    widths = ((0, -values.shape[0] % block),) + ((0, 0),) * (values.ndim - 1)
+    return jnp.pad(values, widths).reshape(-1, block, *values.shape[1:])
+
+
 def _centred_sums(
     joint: jax.Array,
     weights: jax.Array,
@@ -116,12 +122,7 @@ def _centred_sums(
     """
     num_states, (rows, cols) = means.shape[0], triangle
     total = joint.shape[0]
-    block = max(1, min(FRAME_BLOCK, total))
-    padding = -total % block  # padded frames have weight 0
-
-    def blocks(values: jax.Array) -> jax.Array:
-        widths = ((0, padding),) + ((0, 0),) * (values.ndim - 1)
-        return jnp.pad(values, widths).reshape(-1, block, *values.shape[1:])
+    block = max(1, min(FRAME_BLOCK, total))  # padded frames have weight 0
 
     def accumulate(sums, inputs):
         block_joint, block_weights, block_labels = inputs
@@ -138,7 +139,7 @@ def _centred_sums(
         jnp.zeros((num_states, joint.shape[1]), joint.dtype),
         jnp.zeros((num_states, len(rows)), joint.dtype),
     )
-    inputs = (blocks(joint), blocks(weights), blocks(labels))
+    inputs = tuple(_frame_blocks(v, block) for v in (joint, weights, labels))
     return jax.lax.scan(accumulate, start, inputs)[0]
 
 
@@ -274,8 +275,7 @@ def ar_log_likelihoods(
     num_rows, num_frames, _ = x.shape
     joint = _joint_regressors(x, nlags).reshape(num_rows * (num_frames - nlags), -1)
     block = max(1, min(FRAME_BLOCK, joint.shape[0]))
-    padding = -joint.shape[0] % block
-    blocks = jnp.pad(joint, ((0, padding), (0, 0))).reshape(-1, block, joint.shape[1])
+    blocks = _frame_blocks(joint, block)
     log_lik = jax.lax.map(_joint_log_likelihoods(Ab, Q), blocks)
     log_lik = log_lik.reshape(-1, Ab.shape[0])[: joint.shape[0]]
     return log_lik.reshape(num_rows, num_frames - nlags, Ab.shape[0])

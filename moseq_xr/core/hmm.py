@@ -208,39 +208,40 @@ def sample_states_parallel(
     return composed[:, 0].astype(jnp.int32), log_norm
 
 
-def _forward_filter_time_major(
+def _forward_filter_in_place(
     transition: jax.Array, likelihoods: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """:func:`forward_filter` of all rows at once on scaled likelihoods ``(T, N, S)``.
 
     One ``(N, S) @ (S, S)`` product per frame for all rows together; the first
-    frame is handled inside the scan (uniform initial distribution), so the
-    filtered probabilities ``(T, N, S)`` are written once, with no copy. The
-    arithmetic is that of ``forward_filter``. Returns them and the log
+    frame is handled inside the loop (uniform initial distribution). Frame
+    ``t``'s filtered probabilities overwrite its likelihoods, which nothing
+    reads again, so no second ``(T, N, S)`` array is made. The arithmetic is
+    that of ``forward_filter``. Returns the filtered probabilities and the log
     normaliser of the scaled likelihoods ``(N,)``.
     """
     num_states = transition.shape[0]
-    is_first = jnp.arange(likelihoods.shape[0]) == 0
 
-    def step(carry, inputs):
-        previous, log_norm = carry
-        likelihood, first = inputs
+    def step(frame, carry):
+        previous, log_norm, buffer = carry
+        likelihood = jax.lax.dynamic_index_in_dim(buffer, frame, keepdims=False)
         unnormalised = jnp.where(
-            first, likelihood / num_states, (previous @ transition) * likelihood
+            frame == 0, likelihood / num_states, (previous @ transition) * likelihood
         )
         norm = unnormalised.sum(-1)
         filtered = unnormalised / norm[:, None]
-        return (filtered, log_norm + jnp.log(norm)), filtered
+        buffer = jax.lax.dynamic_update_index_in_dim(buffer, filtered, frame, 0)
+        return filtered, log_norm + jnp.log(norm), buffer
 
     start = jnp.zeros(likelihoods.shape[1:], likelihoods.dtype)
-    initial = (start, jnp.zeros(likelihoods.shape[1], likelihoods.dtype))
-    (_, log_norm), filtered = jax.lax.scan(step, initial, (likelihoods, is_first))
+    initial = (start, jnp.zeros(likelihoods.shape[1], likelihoods.dtype), likelihoods)
+    _, log_norm, filtered = jax.lax.fori_loop(0, likelihoods.shape[0], step, initial)
     return filtered, log_norm
 
 
 def sample_states_scaled(
     keys: jax.Array, log_pi: jax.Array, likelihoods: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Forward filtering, backward sampling of all rows from scaled likelihoods.
 
     Parameters
@@ -252,23 +253,30 @@ def sample_states_scaled(
         Log transition matrix, ``(S, S)``.
     likelihoods
         Time-major likelihoods ``(T, N, S)``, each frame scaled by a constant
-        (e.g. ``exp(log_lik - max_j log_lik)``).
+        (e.g. ``exp(log_lik - max_j log_lik)``). Consumed: the filter
+        overwrites them where XLA can (pass a copy to keep them).
 
     Returns
     -------
     tuple
-        ``(z (N, T) int32, log normaliser of the scaled likelihoods (N,))``.
+        ``z (N, T) int32``; the log normaliser of the scaled likelihoods
+        ``(N,)``; and the log of the drawn sequence's scaled likelihoods,
+        ``sum_t log likelihoods[t, n, z[n, t]]`` ``(N,)``.
 
     Notes
     -----
-    Only two ``(T, N, S)`` arrays exist: the likelihoods and the filtered
-    probabilities. The backward pass starts from a virtual state ``S`` whose
-    transition column is all ones, so the last frame is drawn from its
-    filtered probabilities inside the same scan (multiplying by 1 is exact).
+    Only one ``(T, N, S)`` array exists. The backward pass starts from a
+    virtual state ``S`` whose transition column is all ones, so the last
+    frame is drawn from its filtered probabilities inside the same scan
+    (multiplying by 1 is exact). The drawn sequence's likelihood comes from
+    the filter's own quantities: with ``f_t`` the filtered probabilities,
+    ``c_t`` the normalisers and ``w_t = f_t * P[:, z_{t+1}]``,
+    ``log l_t(z_t) = log f_t(z_t) + log c_t - log sum w_{t-1}`` (and
+    ``+ log S`` at ``t = 0``).
     """
     transition = jnp.exp(log_pi)
-    filtered, log_norm = _forward_filter_time_major(transition, likelihoods)
     num_frames, num_rows, num_states = likelihoods.shape
+    filtered, log_norm = _forward_filter_in_place(transition, likelihoods)
     uniforms = jax.vmap(
         lambda key: jax.random.uniform(key, (num_frames,), filtered.dtype)
     )(keys).T
@@ -276,15 +284,22 @@ def sample_states_scaled(
         [transition, jnp.ones((num_states, 1), transition.dtype)], axis=1
     ).T
 
-    def step(next_state, inputs):
+    def step(carry, inputs):
+        next_state, log_ratio = carry
         probs, uniform = inputs
-        state = _categorical_from_uniform(probs * columns[next_state], uniform[:, None])
-        state = state.astype(jnp.int32)
-        return state, state
+        weights = probs * columns[next_state]
+        state = _categorical_from_uniform(weights, uniform[:, None]).astype(jnp.int32)
+        drawn = jnp.take_along_axis(probs, state[:, None], axis=-1)[:, 0]
+        log_ratio = log_ratio + jnp.log(drawn) - jnp.log(weights.sum(-1))
+        return (state, log_ratio), state
 
     virtual = jnp.full((num_rows,), num_states, jnp.int32)
-    _, states = jax.lax.scan(step, virtual, (filtered, uniforms), reverse=True)
-    return states.T.astype(jnp.int32), log_norm
+    start = (virtual, jnp.zeros((num_rows,), filtered.dtype))
+    (_, log_ratio), states = jax.lax.scan(
+        step, start, (filtered, uniforms), reverse=True
+    )
+    chosen = log_norm + log_ratio + jnp.log(jnp.asarray(num_states, log_norm.dtype))
+    return states.T.astype(jnp.int32), log_norm, chosen
 
 
 def sample_states_rows(
@@ -312,5 +327,6 @@ def sample_states_rows(
         ``(z (N, T) int32, log p(x) (N,))``.
     """
     likelihoods, peaks = _scaled_likelihoods(log_likelihoods)
-    z, log_norm = sample_states_scaled(keys, log_pi, jnp.swapaxes(likelihoods, 0, 1))
+    time_major = jnp.swapaxes(likelihoods, 0, 1)
+    z, log_norm, _ = sample_states_scaled(keys, log_pi, time_major)
     return z, log_norm + peaks.sum(-1)

@@ -10,7 +10,9 @@ latents of a row form a linear-Gaussian state-space model:
 * **Start.** ``x_0, ..., x_{L-1}`` have independent priors
   ``N(0, PRIOR_VARIANCE * I)`` (keypoint-MoSeq's ``N(0, 10 I)``).
 * **Dynamics.** For t >= L, ``x_t = A_t [x_{t-L}; ...; x_{t-1}] + b_t + N(0, Q_t)``
-  with the per-frame parameters the caller gathered by syllable. If the
+  with the parameters of frame t's syllable (the samplers take the per-state
+  parameters and the syllables; the serial one reads them by state inside
+  its scan, so no per-frame copy is made). If the
   *source* frame t-1 is padding the "hold" dynamics
   ``x_t = x_{t-1} + N(0, HOLD_VARIANCE * I)`` are used instead, as in the
   reference.
@@ -147,17 +149,21 @@ def _num_lags(Ab_t: jax.Array, latent_dim: int) -> int:
     return (Ab_t.shape[-1] - 1) // latent_dim
 
 
+def _hold_dynamics(latent_dim: int, nlags: int, dtype) -> tuple[jax.Array, jax.Array]:
+    """``(Ab, Q)`` of ``x_t = x_{t-1} + N(0, HOLD_VARIANCE I)``."""
+    hold_ab = jnp.zeros((latent_dim, latent_dim * nlags + 1), dtype)
+    newest = slice(latent_dim * (nlags - 1), latent_dim * nlags)
+    hold_ab = hold_ab.at[:, newest].set(_eye(latent_dim, dtype))
+    return hold_ab, HOLD_VARIANCE * _eye(latent_dim, dtype)
+
+
 def _effective_dynamics(
     Ab_t: jax.Array, Q_t: jax.Array, mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Per-transition ``(Ab, Q)``; hold dynamics where the source frame is padding."""
     latent_dim = Q_t.shape[-1]
     nlags = _num_lags(Ab_t, latent_dim)
-    dtype = Q_t.dtype
-    hold_ab = jnp.zeros(Ab_t.shape[-2:], dtype)
-    newest = slice(latent_dim * (nlags - 1), latent_dim * nlags)
-    hold_ab = hold_ab.at[:, newest].set(_eye(latent_dim, dtype))
-    hold_q = HOLD_VARIANCE * _eye(latent_dim, dtype)
+    hold_ab, hold_q = _hold_dynamics(latent_dim, nlags, Q_t.dtype)
     num_frames = mask.shape[0]
     held = (mask[nlags - 1 : num_frames - 1] <= 0)[:, None, None]
     return jnp.where(held, hold_ab, Ab_t), jnp.where(held, hold_q, Q_t)
@@ -252,19 +258,31 @@ def centre_on_reference(
         ``h_obs``, ``Ab_t`` of the centred problem and the reference ``(T, P)``
         to add back to its draws.
     """
-    reference = reference_latents(J_obs, h_obs)
-    num_frames = reference.shape[0]
-    centred_h = h_obs - jnp.einsum("tpq,tq->tp", J_obs, reference)
-    centred_h = centred_h.at[:nlags].add(-reference[:nlags] / PRIOR_VARIANCE)
-    lags = jnp.concatenate(
-        [reference[lag : num_frames - nlags + lag] for lag in range(nlags)], axis=-1
-    )
+    centred_h, reference = _centred_emissions(J_obs, h_obs, nlags)
     bias = (
         Ab_t[..., -1]
-        + jnp.einsum("tpr,tr->tp", Ab_t[..., :-1], lags)
+        + jnp.einsum("tpr,tr->tp", Ab_t[..., :-1], _reference_lags(reference, nlags))
         - reference[nlags:]
     )
     return centred_h, Ab_t.at[..., -1].set(bias), reference
+
+
+def _centred_emissions(
+    J_obs: jax.Array, h_obs: jax.Array, nlags: int
+) -> tuple[jax.Array, jax.Array]:
+    """Emission information of the centred problem and the reference ``(T, P)``."""
+    reference = reference_latents(J_obs, h_obs)
+    centred_h = h_obs - jnp.einsum("tpq,tq->tp", J_obs, reference)
+    centred_h = centred_h.at[:nlags].add(-reference[:nlags] / PRIOR_VARIANCE)
+    return centred_h, reference
+
+
+def _reference_lags(reference: jax.Array, nlags: int) -> jax.Array:
+    """``[r_{t-L}; ...; r_{t-1}]`` of every frame t >= L, ``(T - L, P L)``."""
+    num_frames = reference.shape[0]
+    return jnp.concatenate(
+        [reference[lag : num_frames - nlags + lag] for lag in range(nlags)], axis=-1
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -289,18 +307,33 @@ def _whitened_dynamics(Ab: jax.Array, Q: jax.Array) -> jax.Array:
     return small_linalg.solve_lower(chol_q, jnp.concatenate([Ab, eye], axis=-1))
 
 
+def _transition_table(Ab: jax.Array, Q: jax.Array) -> jax.Array:
+    """Whitened transitions ``L_Q^{-1} [A | b | I]`` of every state, then "hold".
+
+    Shape ``(S + 1, P, P L + 1 + P)``: entry ``S`` is the hold dynamics used
+    where the source frame is padding. Computed once per sweep and read by
+    state inside the filter, so no per-frame copy of the parameters exists.
+    """
+    latent_dim = Q.shape[-1]
+    hold_ab, hold_q = _hold_dynamics(latent_dim, _num_lags(Ab, latent_dim), Q.dtype)
+    return _whitened_dynamics(
+        jnp.concatenate([Ab, hold_ab[None]]), jnp.concatenate([Q, hold_q[None]])
+    )
+
+
 def _joint_information(
-    precision: jax.Array, linear: jax.Array, inputs: tuple[jax.Array, ...]
+    precision: jax.Array,
+    linear: jax.Array,
+    whitened: jax.Array,
+    J_new: jax.Array,
+    h_new: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
     """Information of ``(xi_{t-1}, x_t)`` given the data up to frame t.
 
-    ``inputs`` holds the transition ``(Ab, Q)`` into frame t and the frame's
-    emission information. The factorisations are unrolled
-    (:mod:`moseq_xr.core.small_linalg`): LAPACK calls inside the scan cost
-    more than the arithmetic.
+    ``whitened`` is the transition into frame t, ``L_Q^{-1} [A | b | I]``
+    (bias already centred), and ``(J_new, h_new)`` the frame's emission
+    information.
     """
-    Ab, Q, J_new, h_new = inputs
-    whitened = _whitened_dynamics(Ab, Q)
     regressors = whitened.shape[1] - whitened.shape[0]
     a_w, b_w = whitened[:, : regressors - 1], whitened[:, regressors - 1]
     q_inv_sqrt = whitened[:, regressors:]
@@ -315,10 +348,23 @@ def _joint_information(
     return joint, joint_linear
 
 
-def _information_step(carry, inputs):
+def _centred_transition(table, index, lags, target):
+    """Row ``index`` of the table with its bias centred: ``b + A r_lags - r_t``."""
+    whitened = table[index]
+    latent_dim = whitened.shape[0]
+    regressors = whitened.shape[1] - latent_dim
+    a_w = whitened[:, : regressors - 1]
+    q_inv_sqrt = whitened[:, regressors:]
+    bias = whitened[:, regressors - 1] + a_w @ lags - q_inv_sqrt @ target
+    return whitened.at[:, regressors - 1].set(bias)
+
+
+def _information_step(table, carry, inputs):
     """Add frame t and marginalise the oldest block ``x_{t-L}``."""
-    joint, joint_linear = _joint_information(*carry, inputs)
-    latent_dim = inputs[-1].shape[-1]
+    index, lags, target, J_new, h_new = inputs
+    whitened = _centred_transition(table, index, lags, target)
+    joint, joint_linear = _joint_information(*carry, whitened, J_new, h_new)
+    latent_dim = h_new.shape[-1]
     chol_old = _cholesky(joint[:latent_dim, :latent_dim])
     rhs = jnp.concatenate(
         [joint[:latent_dim, latent_dim:], joint_linear[:latent_dim, None]], 1
@@ -342,10 +388,11 @@ def sample_pose_latents_serial(
     key: jax.Array,
     J_obs: jax.Array,
     h_obs: jax.Array,
-    Ab_t: jax.Array,
-    Q_t: jax.Array,
+    Ab: jax.Array,
+    Q: jax.Array,
     mask: jax.Array,
     jitter: float | jax.Array = 1e-3,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Draw the pose latents of one row by forward filtering, backward sampling.
 
@@ -356,13 +403,15 @@ def sample_pose_latents_serial(
     J_obs, h_obs
         Emission information per frame, ``(T, P, P)`` and ``(T, P)``
         (:func:`emission_information`); multiplied by ``mask`` here.
-    Ab_t, Q_t
-        AR parameters of the transition into each frame ``t = L..T-1``,
-        ``(T-L, P, P*L+1)`` and ``(T-L, P, P)``.
+    Ab, Q
+        AR parameters per state, ``(S, P, P*L+1)`` and ``(S, P, P)``.
     mask
         1 on real frames, 0 on padding, ``(T,)``.
     jitter
         Variance added to every drawn conditional covariance.
+    z
+        State of the transition into each frame ``t = L..T-1``, ``(T-L,)``.
+        ``None``: ``Ab`` and ``Q`` are already per transition (``S = T - L``).
 
     Returns
     -------
@@ -370,14 +419,21 @@ def sample_pose_latents_serial(
         ``x`` of shape ``(T, P)``.
     """
     num_frames, latent_dim = h_obs.shape
-    nlags = _num_lags(Ab_t, latent_dim)
+    nlags = _num_lags(Ab, latent_dim)
+    if z is None:
+        z = jnp.arange(num_frames - nlags)
     J_obs, h_obs = _masked_observations(J_obs, h_obs, mask)
-    Ab_t, Q_t = _effective_dynamics(Ab_t, Q_t, mask)
-    h_obs, Ab_t, reference = centre_on_reference(J_obs, h_obs, Ab_t, nlags)
+    h_obs, reference = _centred_emissions(J_obs, h_obs, nlags)
+    held = mask[nlags - 1 : num_frames - 1] <= 0
+    index = jnp.where(held, Ab.shape[0], z)
+    lags = _reference_lags(reference, nlags)
+    inputs = (index, lags, reference[nlags:], J_obs[nlags:], h_obs[nlags:])
     initial = _initial_information(J_obs, h_obs, nlags)
-    inputs = (Ab_t, Q_t, J_obs[nlags:], h_obs[nlags:])
+    table = _transition_table(Ab, Q)
     (precision, linear), (chols, couplings, offsets) = jax.lax.scan(
-        _information_step, initial, inputs
+        lambda carry, step_inputs: _information_step(table, carry, step_inputs),
+        initial,
+        inputs,
     )
     key_last, key_back = jax.random.split(key)
     dtype = h_obs.dtype
@@ -562,10 +618,11 @@ def sample_pose_latents_parallel(
     key: jax.Array,
     J_obs: jax.Array,
     h_obs: jax.Array,
-    Ab_t: jax.Array,
-    Q_t: jax.Array,
+    Ab: jax.Array,
+    Q: jax.Array,
     mask: jax.Array,
     jitter: float | jax.Array = 1e-3,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Draw the pose latents of one row by associative scans.
 
@@ -574,6 +631,7 @@ def sample_pose_latents_parallel(
     O(log T) sequential depth at about three times the work of the serial
     sampler; worth it on accelerators for long rows.
     """
+    Ab_t, Q_t = (Ab, Q) if z is None else (Ab[z], Q[z])
     num_frames, latent_dim = h_obs.shape
     nlags = _num_lags(Ab_t, latent_dim)
     size = nlags * latent_dim

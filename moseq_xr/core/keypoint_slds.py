@@ -530,8 +530,8 @@ def resample_pose_latents(
     )
     sampler = sample_pose_latents_parallel if parallel else sample_pose_latents_serial
     keys = key if jnp.ndim(key) else row_keys(key, Y.shape[0])
-    return jax.vmap(sampler, in_axes=(0, 0, 0, 0, 0, 0, None))(
-        keys, J_obs, h_obs, Ab[z], Q[z], mask, jitter
+    return jax.vmap(sampler, in_axes=(0, 0, 0, None, None, 0, None, 0))(
+        keys, J_obs, h_obs, Ab, Q, mask, jitter, z
     )
 
 

@@ -232,12 +232,10 @@ def _syllables_block(keys, x, zmask, log_pi, Ab, Q, config: ModelConfig):
         chosen = jnp.take_along_axis(log_lik, z[..., None], axis=-1)[..., 0]
         return z, chosen.sum(-1)
     # The same draws as vmap(sample_states_serial), walked time-major over
-    # scaled likelihoods: two (frames, rows, S) arrays in all.
+    # scaled likelihoods: one (frames, rows, S) array in all.
     likelihoods, peaks = ar_scaled_likelihoods(x, Ab, Q, zmask, config.nlags)
-    z, _ = sample_states_scaled(keys, log_pi, likelihoods)
-    # The drawn state has a positive filtered probability, hence likelihood.
-    chosen = jnp.take_along_axis(likelihoods, z.T[..., None], axis=-1)[..., 0]
-    return z, (jnp.log(chosen) + peaks).sum(0)
+    z, _, chosen = sample_states_scaled(keys, log_pi, likelihoods)
+    return z, chosen + peaks.sum(0)
 
 
 def sample_syllables_given_x(

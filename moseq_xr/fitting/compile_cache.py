@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
+import functools
 import hashlib
 import inspect
 import os
 import platform
+import sys
 import tempfile
 import threading
 import warnings
@@ -173,16 +176,51 @@ def compile_lowered(
 ) -> jax.stages.Compiled:
     """Compile, or load the executable from ``directory`` when it is there."""
     if directory is None:
-        return lowered.compile()
+        return _compile(lowered)
     path = directory / entry_name(lowered)
     if path.is_file():
         compiled = _load(path, lowered)
         if compiled is not None:
             return compiled
     CACHE_STATS["misses"] += 1
-    compiled = lowered.compile()
+    compiled = _compile(lowered)
     _store(path, compiled)
     return compiled
+
+
+def _compile(lowered: jax.stages.Lowered) -> jax.stages.Compiled:
+    """``lowered.compile()``, then the compiler's freed memory goes back to the OS.
+
+    XLA's CPU compiler leaves hundreds of MB of freed heap behind (glibc
+    keeps it); the sampler's large buffers are mapped separately and never
+    reuse it, so without the trim it would add to every later peak.
+    """
+    compiled = lowered.compile()
+    release_free_memory()
+    return compiled
+
+
+def release_free_memory() -> bool:
+    """Return the C heap's free pages to the operating system (glibc only).
+
+    Calls ``malloc_trim(0)``: nothing allocated is touched, so it is safe at
+    any time. Returns whether it could be called (False on other C libraries).
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries
+        return None
 
 
 def _abstract(leaf: Any) -> Any:
@@ -270,5 +308,6 @@ __all__ = [
     "compile_lowered",
     "default_cache_dir",
     "entry_name",
+    "release_free_memory",
     "resolve_cache_dir",
 ]

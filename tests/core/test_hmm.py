@@ -123,6 +123,31 @@ def test_rows_sampler_draws_what_the_serial_sampler_draws(key):
     np.testing.assert_allclose(short_norm[0], brute, rtol=1e-10)
 
 
+@pytest.mark.parametrize(("num_states", "num_frames"), [(3, 40), (3, 1), (60, 25)])
+def test_scaled_sampler_returns_the_drawn_sequence_likelihood(
+    key, num_states, num_frames
+):
+    """The third output is sum_t log l_t(z_t) of the path it drew, computed
+    from the filter alone (the likelihoods are overwritten by then)."""
+    rng = np.random.default_rng(num_states + num_frames)
+    transition = rng.dirichlet(np.full(num_states, 0.3), size=num_states)
+    log_pi = jnp.log(jnp.asarray(transition))
+    log_lik = jnp.asarray(rng.normal(scale=30.0, size=(4, num_frames, num_states)))
+    log_lik = log_lik.at[1, num_frames // 2 :].set(0.0)  # a padded tail
+    scaled, peaks = hmm._scaled_likelihoods(log_lik)
+    keys = jax.random.split(key, 4)
+    z, log_norm, chosen = hmm.sample_states_scaled(
+        keys, log_pi, jnp.swapaxes(scaled, 0, 1)
+    )
+    direct = jnp.take_along_axis(jnp.log(scaled), z[..., None], -1)[..., 0].sum(-1)
+    np.testing.assert_allclose(chosen, direct, rtol=1e-9, atol=1e-9)
+    expected_z, expected_norm = jax.vmap(
+        hmm.sample_states_serial, in_axes=(0, None, 0)
+    )(keys, log_pi, log_lik)
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_allclose(log_norm + peaks.sum(-1), expected_norm, rtol=1e-12)
+
+
 @pytest.mark.parametrize("num_states", [1, 2, 7, 100, 101])
 def test_categorical_draw_is_the_inverse_cdf(num_states):
     """The two-level search picks the first state whose cumulative weight

@@ -107,6 +107,18 @@ def test_samples_match_dense_posterior(name, nlags):
     np.testing.assert_array_equal(samples, _draws(name, problem))  # same key, same draw
 
 
+@pytest.mark.parametrize("name", ["serial", "parallel"])
+def test_per_state_parameters_with_syllables_draw_the_per_frame_draw(name):
+    """``(Ab, Q, z)`` read by state gives what the gathered ``Ab[z], Q[z]`` give."""
+    J, h, Ab, Q, mask = _random_problem(7, num_frames=12, nlags=3, mask=CASES[3])
+    states = Ab[:4], Q[:4]  # four states
+    z = jnp.asarray([0, 1, 1, 3, 2, 2, 0, 3, 1])
+    key = jax.random.key(3)
+    by_state = SAMPLERS[name](key, J, h, *states, mask, 0.01, z)
+    gathered = SAMPLERS[name](key, J, h, states[0][z], states[1][z], mask, 0.01)
+    np.testing.assert_allclose(by_state, gathered, rtol=1e-10, atol=1e-12)
+
+
 def test_hold_dynamics_used_after_padding():
     """With the source frame padded, x_t - x_{t-1} has variance ~ HOLD_VARIANCE."""
     problem = _random_problem(5, nlags=3, mask=[1] * 10 + [0, 0])

@@ -179,3 +179,38 @@ def test_an_executable_that_cannot_be_saved_still_runs(tmp_path, monkeypatch):
         result = fun(jnp.arange(3.0), 1.0, power=2)
     np.testing.assert_array_equal(result, 5.0)
     assert not _entries(tmp_path)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="malloc_trim is glibc's"
+)
+def test_freed_heap_memory_goes_back_to_the_os():
+    """After a compilation the freed heap is returned (``malloc_trim``)."""
+    script = textwrap.dedent(
+        """
+        import ctypes
+        from moseq_xr.fitting.compile_cache import release_free_memory
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+
+        def rss_mb():
+            with open("/proc/self/status") as status:
+                line = next(x for x in status if x.startswith("VmRSS"))
+            return int(line.split()[1]) / 1024
+
+        blocks = [libc.malloc(4096) for _ in range(50_000)]  # ~200 MB of heap
+        for block in blocks:
+            ctypes.memset(block, 1, 4096)
+        for block in blocks[:-1]:  # the last keeps the heap from shrinking
+            libc.free(block)
+        before = rss_mb()
+        assert release_free_memory()
+        print(before - rss_mb())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert float(result.stdout) > 150.0
