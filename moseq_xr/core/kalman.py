@@ -164,9 +164,13 @@ def _effective_dynamics(
     latent_dim = Q_t.shape[-1]
     nlags = _num_lags(Ab_t, latent_dim)
     hold_ab, hold_q = _hold_dynamics(latent_dim, nlags, Q_t.dtype)
-    num_frames = mask.shape[0]
-    held = (mask[nlags - 1 : num_frames - 1] <= 0)[:, None, None]
+    held = _held_transitions(mask, nlags)[:, None, None]
     return jnp.where(held, hold_ab, Ab_t), jnp.where(held, hold_q, Q_t)
+
+
+def _held_transitions(mask: jax.Array, nlags: int) -> jax.Array:
+    """Transitions into frames t = L..T-1 whose source frame t-1 is padding."""
+    return mask[nlags - 1 : mask.shape[0] - 1] <= 0
 
 
 def _masked_observations(
@@ -324,19 +328,17 @@ def _transition_table(Ab: jax.Array, Q: jax.Array) -> jax.Array:
 def _joint_information(
     precision: jax.Array,
     linear: jax.Array,
-    whitened: jax.Array,
+    transition: tuple[jax.Array, jax.Array, jax.Array],
     J_new: jax.Array,
     h_new: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
     """Information of ``(xi_{t-1}, x_t)`` given the data up to frame t.
 
-    ``whitened`` is the transition into frame t, ``L_Q^{-1} [A | b | I]``
-    (bias already centred), and ``(J_new, h_new)`` the frame's emission
-    information.
+    ``transition`` is the whitened transition into frame t,
+    ``(L_Q^{-1} A, L_Q^{-1} b, L_Q^{-1})`` (bias already centred), and
+    ``(J_new, h_new)`` the frame's emission information.
     """
-    regressors = whitened.shape[1] - whitened.shape[0]
-    a_w, b_w = whitened[:, : regressors - 1], whitened[:, regressors - 1]
-    q_inv_sqrt = whitened[:, regressors:]
+    a_w, b_w, q_inv_sqrt = transition
     cross = -a_w.T @ q_inv_sqrt
     joint = jnp.block(
         [
@@ -349,21 +351,22 @@ def _joint_information(
 
 
 def _centred_transition(table, index, lags, target):
-    """Row ``index`` of the table with its bias centred: ``b + A r_lags - r_t``."""
+    """Row ``index`` of the table as ``(L^{-1} A, L^{-1} b, L^{-1})``, bias centred.
+
+    The centred bias is ``b + A r_lags - r_t`` (see :func:`centre_on_reference`).
+    """
     whitened = table[index]
-    latent_dim = whitened.shape[0]
-    regressors = whitened.shape[1] - latent_dim
-    a_w = whitened[:, : regressors - 1]
+    regressors = whitened.shape[1] - whitened.shape[0]
+    a_w, b_w = whitened[:, : regressors - 1], whitened[:, regressors - 1]
     q_inv_sqrt = whitened[:, regressors:]
-    bias = whitened[:, regressors - 1] + a_w @ lags - q_inv_sqrt @ target
-    return whitened.at[:, regressors - 1].set(bias)
+    return a_w, b_w + a_w @ lags - q_inv_sqrt @ target, q_inv_sqrt
 
 
 def _information_step(table, carry, inputs):
     """Add frame t and marginalise the oldest block ``x_{t-L}``."""
     index, lags, target, J_new, h_new = inputs
-    whitened = _centred_transition(table, index, lags, target)
-    joint, joint_linear = _joint_information(*carry, whitened, J_new, h_new)
+    transition = _centred_transition(table, index, lags, target)
+    joint, joint_linear = _joint_information(*carry, transition, J_new, h_new)
     latent_dim = h_new.shape[-1]
     chol_old = _cholesky(joint[:latent_dim, :latent_dim])
     rhs = jnp.concatenate(
@@ -424,8 +427,7 @@ def sample_pose_latents_serial(
         z = jnp.arange(num_frames - nlags)
     J_obs, h_obs = _masked_observations(J_obs, h_obs, mask)
     h_obs, reference = _centred_emissions(J_obs, h_obs, nlags)
-    held = mask[nlags - 1 : num_frames - 1] <= 0
-    index = jnp.where(held, Ab.shape[0], z)
+    index = jnp.where(_held_transitions(mask, nlags), Ab.shape[0], z)
     lags = _reference_lags(reference, nlags)
     inputs = (index, lags, reference[nlags:], J_obs[nlags:], h_obs[nlags:])
     initial = _initial_information(J_obs, h_obs, nlags)
