@@ -235,6 +235,10 @@ def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array
 
     One batched triangular solve whitens ``[Ab | I]`` at once (two independent
     batched solves side by side can deadlock jaxlib 0.10's CPU thread pool).
+    The columns are dimension-major (column ``d * S + j`` is dimension ``d``
+    of state ``j``), so the squared residuals are summed over dimensions by
+    adding ``P`` contiguous ``(frames, S)`` slices, which on a CPU is about
+    twice as fast as reducing the last axis of a ``(frames, S, P)`` reshape.
     """
     num_states, dim, _ = Ab.shape
     chol = psd_cholesky(Q)
@@ -245,7 +249,7 @@ def _whitened_weights(Ab: jax.Array, Q: jax.Array) -> tuple[jax.Array, jax.Array
     size = Ab.shape[-1]
     weights = jnp.concatenate([-whitened[..., :size], whitened[..., size:]], axis=-1)
     log_det = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    return weights.transpose(2, 0, 1).reshape(-1, num_states * dim), log_det
+    return weights.transpose(2, 1, 0).reshape(-1, dim * num_states), log_det
 
 
 def ar_log_likelihoods(
@@ -352,8 +356,9 @@ def _joint_log_likelihoods(Ab: jax.Array, Q: jax.Array):
     constant = -log_det - 0.5 * dim * jnp.log(2 * jnp.pi)
 
     def log_likelihoods(joint: jax.Array) -> jax.Array:
-        residual = (joint @ weights).reshape(joint.shape[0], num_states, dim)
-        return -0.5 * (residual**2).sum(-1) + constant
+        squared = (joint @ weights) ** 2
+        dims = [squared[:, d * num_states : (d + 1) * num_states] for d in range(dim)]
+        return -0.5 * sum(dims[1:], dims[0]) + constant
 
     return log_likelihoods
 

@@ -132,6 +132,61 @@ def first_accepted(
     return value, accepted.at[index].set(keep, mode="drop")
 
 
+def first_accepted_in_turn(
+    key: jax.Array,
+    propose: Proposer,
+    params: tuple[jax.Array, ...],
+    *,
+    num_attempts: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Elementwise rejection sampling, one proposal per element at a time.
+
+    The same law as :func:`first_accepted` (each element keeps the first
+    accepted proposal of an i.i.d. sequence), drawn in a ``while_loop`` that
+    stops as soon as every element has accepted (or after ``num_attempts``
+    proposals). Memory is that of one proposal per element, and the work is
+    the number of rounds the slowest element needs (about
+    ``log n / log(1 / rejection)``) instead of ``num_attempts``. Proposal
+    ``i`` uses ``fold_in(key, i)``, so an element's draw depends only on the
+    key and its parameters (not on how many rounds the others needed).
+
+    Parameters
+    ----------
+    key
+        PRNG key.
+    propose
+        ``propose(key, params, 1) -> (values, accept)``, both ``(1, n)``.
+    params
+        Per-element parameters, each of shape ``(n,)``.
+    num_attempts
+        Largest number of proposals per element.
+
+    Returns
+    -------
+    tuple of jax.Array
+        ``(value, accepted)``, each ``(n,)``; where no proposal was accepted,
+        ``value`` is the element's first proposal.
+    """
+
+    def attempt(index):
+        values, accept = propose(jax.random.fold_in(key, index), params, 1)
+        return values[0], accept[0]
+
+    def keep_trying(carry):
+        index, _, accepted = carry
+        return (index < num_attempts) & ~accepted.all()
+
+    def next_attempt(carry):
+        index, value, accepted = carry
+        proposal, accept = attempt(index)
+        value = jnp.where(accept & ~accepted, proposal, value)
+        return index + 1, value, accepted | accept
+
+    value, accepted = attempt(0)
+    carry = (jnp.ones((), jnp.int32), value, accepted)
+    return jax.lax.while_loop(keep_trying, next_attempt, carry)[1:]
+
+
 def _marsaglia_tsang_proposals(
     key: jax.Array, params: tuple[jax.Array, jax.Array], num: int
 ) -> tuple[jax.Array, jax.Array]:

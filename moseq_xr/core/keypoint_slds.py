@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from moseq_xr.core.distributions import first_accepted, sample_chi2
+from moseq_xr.core.distributions import first_accepted_in_turn, sample_chi2
 from moseq_xr.core.kalman import (
     emission_information,
     sample_pose_latents_parallel,
@@ -44,8 +44,8 @@ CENTROID_PRIOR_VARIANCE = 1e4
 CENTROID_HOLD_FACTOR = 10.0
 """Random-walk variance multiplier when the source frame is padding."""
 
-VON_MISES_ATTEMPTS = 16
-"""Vectorised Best-Fisher proposals per draw (acceptance >= 0.65 each)."""
+VON_MISES_ATTEMPTS = 32
+"""Most Best-Fisher proposals per draw (each accepted with probability >= 0.65)."""
 
 MIN_CONCENTRATION = 1e-8
 """Concentrations below this are raised to it (the law is then uniform to 1e-8)."""
@@ -151,12 +151,14 @@ def sample_von_mises(
     mean_direction, concentration
         Broadcastable arrays; the concentration is raised to ``MIN_CONCENTRATION``.
     num_attempts
-        Proposals per draw, evaluated in parallel; the first accepted one is
-        kept. Large arrays draw 4 first and ``num_attempts`` more only for the
-        few rejected (:func:`moseq_xr.core.distributions.first_accepted`). Each
-        is accepted with probability >= 0.65, so all fail with probability
-        < 1e-7; the first proposal (a wrapped-Cauchy draw close to the target)
-        is then used as a fallback.
+        Most proposals per draw; the first accepted one is kept. They are
+        drawn one per element at a time until every element has accepted
+        (:func:`moseq_xr.core.distributions.first_accepted_in_turn`), so
+        memory stays at one proposal per element and the work at the rounds
+        the slowest element needs (about 11 for 100 000 frames). Each is
+        accepted with probability >= 0.65, so all 32 fail with probability
+        < 1e-14; the first proposal (a wrapped-Cauchy draw close to the
+        target) is then used as a fallback.
 
     Returns
     -------
@@ -170,13 +172,11 @@ def sample_von_mises(
     k = jnp.maximum(
         jnp.broadcast_to(concentration, shape).astype(dtype), MIN_CONCENTRATION
     )
-    deviation, _ = first_accepted(
+    deviation, _ = first_accepted_in_turn(
         key,
         _best_fisher_proposals,
         (k.reshape(-1), _best_fisher_excess(k).reshape(-1)),
         num_attempts=num_attempts,
-        first_round=4,
-        rejection_bound=0.35,
     )
     total = mean_direction + deviation.reshape(shape)
     return jnp.arctan2(jnp.sin(total), jnp.cos(total))

@@ -29,6 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from moseq_xr.core import model as core
+from moseq_xr.core.autoregression import FRAME_BLOCK
 from moseq_xr.core.rows import ROW_AXIS
 from moseq_xr.exceptions import FitError, MoseqXrWarning
 
@@ -75,27 +76,75 @@ def parse_bytes(value: int | float | str) -> int:
     return int(float(match.group(1)) * units[match.group(2)])
 
 
+def _syllable_floats(config: core.ModelConfig) -> int:
+    """Floats per frame held while the syllables are drawn.
+
+    Serial: the scaled likelihood of every state (overwritten by the filtered
+    probabilities), the time-major regressors and the draws. Parallel: the
+    associative scan's ``S x S`` elements, about three per frame at its peak.
+    """
+    states = config.num_states
+    joint = config.latent_dim * (config.nlags + 1) + 1
+    serial = states + 2 * joint + 48
+    if config.parallel_message_passing:
+        return serial + (7 * states**2) // 2
+    return serial
+
+
+def _pose_floats(config: core.ModelConfig, num_keypoints: int, num_dims: int) -> int:
+    """Floats per frame held while the full model's continuous latents are drawn.
+
+    Serial Kalman sampling keeps, per frame, its inputs (emission information,
+    centred lags, the state index) and the backward pass's factors (Cholesky
+    factor, coupling, offset, normals); the parallel one keeps a few dense
+    elements of the ``P L``-dimensional state per frame. On top: the
+    per-keypoint residuals and proposals of heading, centroid and noise scales.
+    """
+    dim, state = config.latent_dim, config.latent_dim * config.nlags
+    kalman = 2 * dim**2 + dim * state + 5 * dim + state + 1
+    if config.parallel_message_passing:
+        kalman = max(kalman, (11 * state**2) // 2 + 5 * state)
+    return config.num_states + 2 * kalman + 6 * num_keypoints * num_dims + 80
+
+
 def frame_bytes(
     config: core.ModelConfig, num_keypoints: int, num_dims: int, itemsize: int
 ) -> tuple[int, int]:
     """Estimated ``(working, resident)`` bytes per frame of one sweep.
 
-    Working memory is what the per-row samplers hold at once: the AR
-    residuals and log-likelihoods of every state, the forward messages, and
-    for the full model the Kalman information matrices and gathered dynamics.
-    Resident memory is the data and latent variables kept between sweeps.
+    Working memory is the peak of what the per-row samplers hold at once
+    (:func:`_syllable_floats`, :func:`_pose_floats`). It is calibrated against
+    XLA's own accounting of the compiled sweep (``memory_analysis()``) on a
+    CPU: between 1.0 and 1.4 times the measured bytes per frame for 12 to 100
+    states, latent dimensions 3 to 10, 1 to 3 lags, 2D and 3D, both
+    samplers (``benchmarks/RESULTS.md``; test
+    ``test_frame_bytes_bound_the_compiled_sweep``). Resident memory is the
+    data and latent variables kept between sweeps.
     """
-    states, dim, lags = config.num_states, config.latent_dim, config.nlags
-    working = states * dim + 4 * states + 8
+    dim = config.latent_dim
+    working = _syllable_floats(config)
     if config.stage == "full":
-        state_dim = dim * lags
-        working = max(
-            working,
-            6 * state_dim**2 + dim * (dim * lags + 1) + dim**2 + 4 * state_dim,
-        )
-        working += 6 * num_keypoints * num_dims
+        if config.parallel_message_passing:
+            # The scan's S x S elements coexist with the per-frame buffers of
+            # the continuous latents (measured; the serial filter's do not).
+            serial = config._replace(parallel_message_passing=False)
+            working += _pose_floats(serial, num_keypoints, num_dims)
+        working = max(working, _pose_floats(config, num_keypoints, num_dims))
     resident = 2 * num_keypoints * num_dims + 3 * num_keypoints + dim + num_dims + 4
-    return 2 * working * itemsize, resident * itemsize
+    return working * itemsize, resident * itemsize
+
+
+def block_bytes(config: core.ModelConfig, itemsize: int) -> int:
+    """Working memory that does not grow with the frames.
+
+    The AR log-likelihoods and sufficient statistics are computed
+    ``FRAME_BLOCK`` frames at a time: every state's residuals, or the
+    products of the regressors, of one block.
+    """
+    joint = config.latent_dim * (config.nlags + 1) + 1
+    states = config.num_states
+    per_frame = max(states * (config.latent_dim + 1), joint * (joint + 1) // 2 + joint)
+    return FRAME_BLOCK * per_frame * itemsize
 
 
 def available_bytes(device: jax.Device) -> int | None:
@@ -169,7 +218,7 @@ def plan_memory(
         free = [available_bytes(d) for d in devices]
         known = [f for f in free if f is not None]
         limit = int(HEADROOM * min(known)) if known else None
-    held = per_device * row_length * resident
+    held = per_device * row_length * resident + block_bytes(config, itemsize)
     needed = held + per_device * row_length * working
     if limit is None or needed <= limit:
         return MemoryPlan(None, per_device, working, needed, limit or needed)
@@ -274,6 +323,7 @@ def constrain(state: core.ModelState, mesh: Mesh | None) -> core.ModelState:
 __all__ = [
     "MemoryPlan",
     "available_bytes",
+    "block_bytes",
     "constrain",
     "device_mesh",
     "frame_bytes",

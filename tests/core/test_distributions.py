@@ -210,3 +210,43 @@ def test_first_accepted_reports_a_retry_overflow(key):
     still_rejected = np.asarray(~accepted).sum()
     assert 0.4 * size < still_rejected + capacity < 0.6 * size
     assert np.all((np.asarray(value) >= 0) & (np.asarray(value) <= 1))
+
+
+def test_first_accepted_in_turn_draws_the_target_law(key):
+    size = 50_000  # half of each round is rejected, so about 17 rounds
+    value, accepted = dist.first_accepted_in_turn(
+        key, _triangle_proposals, (jnp.ones(size),), num_attempts=60
+    )
+    assert bool(accepted.all())
+    assert stats.kstest(np.asarray(value), stats.beta(2, 1).cdf).pvalue > 1e-3
+
+
+def test_first_accepted_in_turn_draws_do_not_depend_on_the_batch(key):
+    """A row's draw is the same alone or vmapped beside slower rows."""
+    keys = jax.random.split(key, 6)
+    scales = jnp.linspace(0.5, 1.0, 6)[:, None] * jnp.ones((6, 300))
+
+    def draw(row_key, scale):
+        return dist.first_accepted_in_turn(
+            row_key, _triangle_proposals, (scale,), num_attempts=40
+        )
+
+    together = jax.jit(jax.vmap(draw))(keys, scales)
+    for row in range(6):
+        alone = jax.jit(draw)(keys[row], scales[row])
+        np.testing.assert_array_equal(np.asarray(alone[0]), np.asarray(together[0][row]))
+
+
+def test_first_accepted_in_turn_falls_back_to_the_first_proposal(key):
+    def never(proposal_key, params, num):
+        (scale,) = params
+        return jax.random.uniform(proposal_key, (num, *scale.shape)), jnp.zeros(
+            (num, *scale.shape), bool
+        )
+
+    value, accepted = dist.first_accepted_in_turn(
+        key, never, (jnp.ones(50),), num_attempts=5
+    )
+    first, _ = never(jax.random.fold_in(key, 0), (jnp.ones(50),), 1)
+    assert not bool(accepted.any())
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(first[0]))
