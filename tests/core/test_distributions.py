@@ -234,7 +234,9 @@ def test_first_accepted_in_turn_draws_do_not_depend_on_the_batch(key):
     together = jax.jit(jax.vmap(draw))(keys, scales)
     for row in range(6):
         alone = jax.jit(draw)(keys[row], scales[row])
-        np.testing.assert_array_equal(np.asarray(alone[0]), np.asarray(together[0][row]))
+        np.testing.assert_array_equal(
+            np.asarray(alone[0]), np.asarray(together[0][row])
+        )
 
 
 def test_first_accepted_in_turn_falls_back_to_the_first_proposal(key):
