@@ -63,6 +63,8 @@ the scan on CPU).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
@@ -86,16 +88,21 @@ def _eye(size: int, dtype) -> jax.Array:
     return jnp.eye(size, dtype=dtype)
 
 
-def _cholesky(matrix: jax.Array, extra: jax.Array | float = 0.0) -> jax.Array:
+def _cholesky(
+    matrix: jax.Array,
+    extra: jax.Array | float = 0.0,
+    factor: Callable[[jax.Array], jax.Array] = small_linalg.cholesky,
+) -> jax.Array:
     """Lower Cholesky factor of ``sym(matrix) + extra I``, made round-off safe.
 
     Each diagonal entry is raised by ``CHOLESKY_EPS * eps(dtype)`` times itself
     (a relative, unit-invariant perturbation: about 2e-6 in float32, 4e-15 in
     float64) so that round-off cannot make a positive-definite matrix
-    indefinite.
+    indefinite. ``factor``: the unrolled factorisation (per frame) or the
+    rolled one (once per row).
     """
     shifted = matrix + extra * _eye(matrix.shape[-1], matrix.dtype)
-    return diagonal_scaled_cholesky(shifted, CHOLESKY_EPS, small_linalg.cholesky)
+    return diagonal_scaled_cholesky(shifted, CHOLESKY_EPS, factor)
 
 
 def emission_information(
@@ -387,6 +394,19 @@ def _draw_from_information(
     return exact + jnp.sqrt(jitter) * normals[1]
 
 
+def _draw_last(precision, linear, normals, jitter) -> jax.Array:
+    """Draw the last stacked state from its information form ``(precision, linear)``.
+
+    Done once per row, so the factorisation and solves are loops (small
+    programs) rather than unrolled.
+    """
+    chol = _cholesky(precision, factor=small_linalg.cholesky_rolled)
+    whitened = small_linalg.solve_lower_rolled(chol, linear)
+    size = linear.shape[-1]
+    exact = small_linalg.solve_lower_transpose_rolled(chol, whitened + normals[:size])
+    return exact + jnp.sqrt(jitter) * normals[size:]
+
+
 def sample_pose_latents_serial(
     key: jax.Array,
     J_obs: jax.Array,
@@ -437,13 +457,12 @@ def sample_pose_latents_serial(
         initial,
         inputs,
     )
-    key_last, key_back = jax.random.split(key)
-    dtype = h_obs.dtype
-    chol_last = _cholesky(precision)
-    normals_last = jax.random.normal(key_last, (2, precision.shape[0]), dtype)
-    whitened_last = small_linalg.solve_lower(chol_last, linear[:, None])[:, 0]
-    last = _draw_from_information(chol_last, whitened_last, normals_last, jitter)
-    normals = jax.random.normal(key_back, (num_frames - nlags, 2, latent_dim), dtype)
+    # One draw of normals for the last stacked state and every earlier frame.
+    state_dim, steps = precision.shape[0], num_frames - nlags
+    size = 2 * state_dim + 2 * latent_dim * steps
+    normals = jax.random.normal(key, (size,), h_obs.dtype)
+    last = _draw_last(precision, linear, normals[: 2 * state_dim], jitter)
+    normals = normals[2 * state_dim :].reshape(steps, 2, latent_dim)
 
     def backward(stacked, step_inputs):
         chol_old, coupling, offset, noise = step_inputs

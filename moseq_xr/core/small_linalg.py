@@ -77,4 +77,67 @@ def solve_lower_transpose(chol: jax.Array, rhs: jax.Array) -> jax.Array:
     return jnp.stack(solved, axis=-1)
 
 
-__all__ = ["UNROLL_MAX", "cholesky", "solve_lower", "solve_lower_transpose"]
+def cholesky_rolled(matrix: jax.Array) -> jax.Array:
+    """:func:`cholesky` as a loop over columns, for factorisations done once.
+
+    Unrolling a ``P x P`` factorisation emits about ``P^2 / 2`` small kernels,
+    each compiled on its own; outside a scan (e.g. once per row) the loop's
+    ``P`` tiny iterations cost nothing at run time and the program stays
+    small. No LAPACK call (see :mod:`moseq_xr.core.kalman`).
+    """
+    size = matrix.shape[-1]
+    index = jnp.arange(size)
+
+    def column(j, lower):
+        done = jnp.where(index < j, jnp.take(lower, j, axis=-2), 0.0)  # L[j, :j]
+        pivot = jnp.sqrt(jnp.take(matrix, j, axis=-1)[..., j] - (done**2).sum(-1))
+        below = jnp.take(matrix, j, axis=-1) - (lower * done[..., None, :]).sum(-1)
+        entries = jnp.where(index > j, below / pivot[..., None], 0.0)
+        entries = jnp.where(index == j, pivot[..., None], entries)
+        return jnp.where(index == j, entries[..., :, None], lower)
+
+    return jax.lax.fori_loop(0, size, column, jnp.zeros_like(matrix))
+
+
+def solve_lower_rolled(chol: jax.Array, rhs: jax.Array) -> jax.Array:
+    """:func:`solve_lower` for a vector ``rhs`` (..., n), as a loop over rows."""
+    size = chol.shape[-1]
+    index = jnp.arange(size)
+
+    def row(i, solved):
+        coefficients = jnp.take(chol, i, axis=-2)  # L[i, :]
+        total = jnp.take(rhs, i, axis=-1) - (
+            jnp.where(index < i, coefficients, 0.0) * solved
+        ).sum(-1)
+        value = total / coefficients[..., i]
+        return jnp.where(index == i, value[..., None], solved)
+
+    return jax.lax.fori_loop(0, size, row, jnp.zeros_like(rhs))
+
+
+def solve_lower_transpose_rolled(chol: jax.Array, rhs: jax.Array) -> jax.Array:
+    """:func:`solve_lower_transpose` as a loop over rows (last first)."""
+    size = chol.shape[-1]
+    index = jnp.arange(size)
+
+    def row(step, solved):
+        i = size - 1 - step
+        coefficients = jnp.take(chol, i, axis=-1)  # L[:, i]
+        total = jnp.take(rhs, i, axis=-1) - (
+            jnp.where(index > i, coefficients, 0.0) * solved
+        ).sum(-1)
+        value = total / coefficients[..., i]
+        return jnp.where(index == i, value[..., None], solved)
+
+    return jax.lax.fori_loop(0, size, row, jnp.zeros_like(rhs))
+
+
+__all__ = [
+    "UNROLL_MAX",
+    "cholesky",
+    "cholesky_rolled",
+    "solve_lower",
+    "solve_lower_rolled",
+    "solve_lower_transpose",
+    "solve_lower_transpose_rolled",
+]

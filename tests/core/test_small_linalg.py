@@ -49,3 +49,27 @@ def test_cholesky_reads_only_the_lower_triangle():
     with jax.enable_x64(True):
         chol = small_linalg.cholesky(jnp.asarray(garbage_upper))
     np.testing.assert_allclose(np.asarray(chol), np.linalg.cholesky(matrix), rtol=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 3, 12, 20])
+def test_rolled_cholesky_and_solves_match_lapack(size):
+    rng = np.random.default_rng(size + 100)
+    with jax.enable_x64(True):
+        matrix = _spd(rng, (3, 5), size)
+        vector = rng.normal(size=(3, 5, size))
+        chol = np.asarray(jax.jit(small_linalg.cholesky_rolled)(jnp.asarray(matrix)))
+        np.testing.assert_allclose(
+            chol, np.linalg.cholesky(matrix), rtol=1e-12, atol=1e-12
+        )
+        forward = small_linalg.solve_lower_rolled(
+            jnp.asarray(chol), jnp.asarray(vector)
+        )
+        np.testing.assert_allclose(
+            np.einsum("...ij,...j->...i", chol, np.asarray(forward)), vector, atol=1e-10
+        )
+        back = small_linalg.solve_lower_transpose_rolled(
+            jnp.asarray(chol), jnp.asarray(vector)
+        )
+        np.testing.assert_allclose(
+            np.einsum("...ji,...j->...i", chol, np.asarray(back)), vector, atol=1e-10
+        )
