@@ -387,10 +387,18 @@ def _information_step(table, carry, inputs):
 
 
 def _draw_from_information(
-    chol: jax.Array, whitened_mean: jax.Array, normals: jax.Array, jitter
+    chol: jax.Array,
+    whitened_mean: jax.Array,
+    normals: jax.Array,
+    jitter,
+    solve_transpose: Callable = small_linalg.solve_lower_transpose,
 ) -> jax.Array:
-    """Draw ``N(Λ^{-1} η, Λ^{-1} + jitter I)`` given ``Λ = L L^T`` and ``L^{-1} η``."""
-    exact = small_linalg.solve_lower_transpose(chol, whitened_mean + normals[0])
+    """Draw ``N(Λ^{-1} η, Λ^{-1} + jitter I)`` given ``Λ = L L^T`` and ``L^{-1} η``.
+
+    ``normals`` is ``(2, n)``; ``solve_transpose`` computes ``L^{-T} b``
+    (unrolled per frame, rolled for the once-per-row last state).
+    """
+    exact = solve_transpose(chol, whitened_mean + normals[0])
     return exact + jnp.sqrt(jitter) * normals[1]
 
 
@@ -398,13 +406,13 @@ def _draw_last(precision, linear, normals, jitter) -> jax.Array:
     """Draw the last stacked state from its information form ``(precision, linear)``.
 
     Done once per row, so the factorisation and solves are loops (small
-    programs) rather than unrolled.
+    programs) rather than unrolled. ``normals`` is ``(2, n)``.
     """
     chol = _cholesky(precision, factor=small_linalg.cholesky_rolled)
     whitened = small_linalg.solve_lower_rolled(chol, linear)
-    size = linear.shape[-1]
-    exact = small_linalg.solve_lower_transpose_rolled(chol, whitened + normals[:size])
-    return exact + jnp.sqrt(jitter) * normals[size:]
+    return _draw_from_information(
+        chol, whitened, normals, jitter, small_linalg.solve_lower_transpose_rolled
+    )
 
 
 def sample_pose_latents_serial(
@@ -461,7 +469,9 @@ def sample_pose_latents_serial(
     state_dim, steps = precision.shape[0], num_frames - nlags
     size = 2 * state_dim + 2 * latent_dim * steps
     normals = jax.random.normal(key, (size,), h_obs.dtype)
-    last = _draw_last(precision, linear, normals[: 2 * state_dim], jitter)
+    last = _draw_last(
+        precision, linear, normals[: 2 * state_dim].reshape(2, state_dim), jitter
+    )
     normals = normals[2 * state_dim :].reshape(steps, 2, latent_dim)
 
     def backward(stacked, step_inputs):

@@ -99,37 +99,37 @@ def cholesky_rolled(matrix: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, size, column, jnp.zeros_like(matrix))
 
 
-def solve_lower_rolled(chol: jax.Array, rhs: jax.Array) -> jax.Array:
-    """:func:`solve_lower` for a vector ``rhs`` (..., n), as a loop over rows."""
-    size = chol.shape[-1]
+def _rolled_substitution(rows: jax.Array, rhs: jax.Array, *, backward: bool):
+    """Solve a triangular system one unknown per loop step.
+
+    Row ``i`` of the system's coefficients is ``rows[..., i, :]``: lower
+    triangular, solved first unknown first, or upper triangular
+    (``backward``), solved last unknown first.
+    """
+    size = rows.shape[-1]
     index = jnp.arange(size)
 
-    def row(i, solved):
-        coefficients = jnp.take(chol, i, axis=-2)  # L[i, :]
+    def solve_one(step, solved):
+        i = size - 1 - step if backward else step
+        coefficients = jnp.take(rows, i, axis=-2)
+        known = index > i if backward else index < i
         total = jnp.take(rhs, i, axis=-1) - (
-            jnp.where(index < i, coefficients, 0.0) * solved
+            jnp.where(known, coefficients, 0.0) * solved
         ).sum(-1)
         value = total / coefficients[..., i]
         return jnp.where(index == i, value[..., None], solved)
 
-    return jax.lax.fori_loop(0, size, row, jnp.zeros_like(rhs))
+    return jax.lax.fori_loop(0, size, solve_one, jnp.zeros_like(rhs))
+
+
+def solve_lower_rolled(chol: jax.Array, rhs: jax.Array) -> jax.Array:
+    """:func:`solve_lower` for a vector ``rhs`` (..., n), as a loop over rows."""
+    return _rolled_substitution(chol, rhs, backward=False)
 
 
 def solve_lower_transpose_rolled(chol: jax.Array, rhs: jax.Array) -> jax.Array:
     """:func:`solve_lower_transpose` as a loop over rows (last first)."""
-    size = chol.shape[-1]
-    index = jnp.arange(size)
-
-    def row(step, solved):
-        i = size - 1 - step
-        coefficients = jnp.take(chol, i, axis=-1)  # L[:, i]
-        total = jnp.take(rhs, i, axis=-1) - (
-            jnp.where(index > i, coefficients, 0.0) * solved
-        ).sum(-1)
-        value = total / coefficients[..., i]
-        return jnp.where(index == i, value[..., None], solved)
-
-    return jax.lax.fori_loop(0, size, row, jnp.zeros_like(rhs))
+    return _rolled_substitution(jnp.swapaxes(chol, -1, -2), rhs, backward=True)
 
 
 __all__ = [
