@@ -147,6 +147,66 @@ def block_bytes(config: core.ModelConfig, itemsize: int) -> int:
     return FRAME_BLOCK * per_frame * itemsize
 
 
+def _sweep_temp_bytes(
+    config: core.ModelConfig, rows: int, frames: int, num_keypoints: int, num_dims: int
+) -> int:
+    """XLA's temporary bytes of the sweep compiled for these shapes (no data)."""
+    from moseq_xr.fitting.api import KEY_IMPL
+
+    dtype, dim = jnp.result_type(float), config.latent_dim
+
+    def spec(*shape):
+        return jax.ShapeDtypeStruct(shape, dtype)
+
+    data = core.ModelData(
+        spec(rows, frames, num_keypoints, num_dims),
+        spec(rows, frames),
+        spec(rows, frames, num_keypoints),
+    )
+    pose = (  # (Cd, x, v, h) of the pose initialisation
+        spec((num_keypoints - 1) * num_dims, dim + 1),
+        spec(rows, frames, dim),
+        spec(rows, frames, num_dims),
+        spec(rows, frames),
+    )
+    hypers = core.make_hypers(config)
+    key = jax.random.key(0, impl=KEY_IMPL)
+    state = jax.eval_shape(
+        lambda k, d, p: core.init(k, d, hypers, config, p), key, data, pose
+    )
+    step = jax.jit(core.step, static_argnames="config")
+    compiled = step.lower(key, state, data, hypers, config=config).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def measure_frame_bytes(
+    config: core.ModelConfig,
+    num_keypoints: int,
+    num_dims: int,
+    *,
+    precision: str = "float64",
+    frames: int = 5000,
+    rows: tuple[int, int] = (2, 6),
+) -> tuple[float, float]:
+    """What a sweep really needs: ``(bytes per frame, fixed bytes)`` on this backend.
+
+    Compiles the sweep for two numbers of segment rows (``rows``) of
+    ``frames`` frames (shapes only, no data) and reads XLA's own accounting
+    of its temporaries (``Compiled.memory_analysis()``); the difference
+    gives the bytes per frame and the intercept the fixed part. Use it to check
+    :func:`frame_bytes` on a new kind of device; each call compiles the
+    sweep twice (seconds for the AR stage, about a minute for the full model
+    on a CPU).
+    """
+    with jax.enable_x64(precision == "float64"):
+        small, large = (
+            _sweep_temp_bytes(config, count, frames, num_keypoints, num_dims)
+            for count in rows
+        )
+    per_frame = (large - small) / ((rows[1] - rows[0]) * frames)
+    return per_frame, small - rows[0] * frames * per_frame
+
+
 def available_bytes(device: jax.Device) -> int | None:
     """Free memory of a device (host memory for CPUs); ``None`` when unknown."""
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
@@ -327,6 +387,7 @@ __all__ = [
     "constrain",
     "device_mesh",
     "frame_bytes",
+    "measure_frame_bytes",
     "pad_rows",
     "parse_bytes",
     "place",

@@ -20,6 +20,7 @@ from moseq_xr.fitting import api
 from moseq_xr.fitting.placement import (
     block_bytes,
     frame_bytes,
+    measure_frame_bytes,
     parse_bytes,
     plan_memory,
 )
@@ -199,36 +200,6 @@ def test_same_seed_same_result_on_one_and_four_devices(tmp_path):
     assert result["apply"]["probability"] < 1e-9, result
 
 
-def _sweep_temp_bytes(config: core.ModelConfig, rows: int, frames: int) -> int:
-    """XLA's temporary bytes of the compiled sweep (float64, 8 keypoints in 2D)."""
-    keypoints, dims, dim = 8, 2, config.latent_dim
-    f64 = jnp.float64
-
-    def spec(*shape):
-        return jax.ShapeDtypeStruct(shape, f64)
-
-    with jax.enable_x64(True):
-        data = core.ModelData(
-            spec(rows, frames, keypoints, dims),
-            spec(rows, frames),
-            spec(rows, frames, keypoints),
-        )
-        pose = (
-            spec((keypoints - 1) * dims, dim + 1),
-            spec(rows, frames, dim),
-            spec(rows, frames, dims),
-            spec(rows, frames),
-        )
-        hypers = core.make_hypers(config)
-        key = jax.random.key(0, impl=api.KEY_IMPL)
-        state = jax.eval_shape(
-            lambda k, d, p: core.init(k, d, hypers, config, p), key, data, pose
-        )
-        step = jax.jit(core.step, static_argnames="config")
-        compiled = step.lower(key, state, data, hypers, config=config).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
-
-
 @pytest.mark.parametrize(
     "stage, parallel",
     [
@@ -246,10 +217,8 @@ def test_frame_bytes_bound_the_compiled_sweep(stage, parallel):
         stage=stage,
         parallel_message_passing=parallel,
     )
-    frames = 3000
-    small, large = (_sweep_temp_bytes(config, rows, frames) for rows in (2, 4))
-    measured = (large - small) / (2 * frames)
+    measured, fixed = measure_frame_bytes(config, 8, 2, frames=5000, rows=(2, 6))
     working, _ = frame_bytes(config, 8, 2, 8)
     assert measured <= working <= 1.5 * measured
-    fixed = small - 2 * frames * measured
+    small = fixed + 2 * 5000 * measured  # the 2-row sweep's temporaries
     assert fixed <= block_bytes(config, 8) + 0.01 * small
