@@ -19,6 +19,7 @@ scales of the keypoint model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -378,32 +379,45 @@ def _rowwise(fn, key, rows: tuple, shared: tuple, config: ModelConfig) -> jax.Ar
     )
 
 
-def _resample_continuous(
-    keys,
+def _resample_pose_latents(
+    key: jax.Array,
+    params: Params,
+    latents: Latents,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> jax.Array:
+    """``x`` given the syllables, row by row with per-row keys (Kalman sampler)."""
+    from moseq_xr.core import keypoint_slds as kp
+
+    rows = (row_keys(key, data.Y.shape[0]), data.Y, latents.v, latents.h, latents.s)
+    return map_rows(
+        lambda *args: kp.resample_pose_latents(
+            *args, parallel=config.parallel_message_passing
+        ),
+        (*rows, latents.z, data.mask),
+        (params.sigmasq, params.Cd, params.Ab, params.Q, hypers.obs.jitter),
+        batch_size=config.rows_per_batch,
+        mesh=config.mesh,
+    )
+
+
+def _resample_observation_latents(
+    keys: jax.Array,
     params: Params,
     latents: Latents,
     data: ModelData,
     hypers: Hypers,
     config: ModelConfig,
 ) -> Latents:
-    """``x``, then ``h`` (unless fixed), ``v`` and ``s`` given the syllables.
+    """``h`` (unless fixed), then ``v`` and ``s`` given ``x``, with keys ``keys[:3]``.
 
     Every conditional runs row by row with per-row keys, in the memory plan's
     batches and on the fit's devices.
     """
     from moseq_xr.core import keypoint_slds as kp
 
-    obs, Y, mask = hypers.obs, data.Y, data.mask
-    rows = (row_keys(keys[0], Y.shape[0]), Y, latents.v, latents.h, latents.s)
-    x = map_rows(
-        lambda *args: kp.resample_pose_latents(
-            *args, parallel=config.parallel_message_passing
-        ),
-        (*rows, latents.z, mask),
-        (params.sigmasq, params.Cd, params.Ab, params.Q, obs.jitter),
-        batch_size=config.rows_per_batch,
-        mesh=config.mesh,
-    )
+    obs, Y, mask, x = hypers.obs, data.Y, data.mask, latents.x
     shared = (params.sigmasq, params.Cd)
     h = latents.h
     if not config.fix_heading:
@@ -411,7 +425,7 @@ def _resample_continuous(
             lambda k, Y, v, x, s, m, sq, Cd: kp.resample_heading(
                 k, Y, v, x, s, sq, Cd, m
             ),
-            keys[1],
+            keys[0],
             (Y, latents.v, x, latents.s, mask),
             shared,
             config,
@@ -420,7 +434,7 @@ def _resample_continuous(
         lambda k, Y, x, h, s, m, sq, Cd, loc: kp.resample_centroid(
             k, Y, x, h, s, sq, Cd, m, loc, config.parallel_message_passing
         ),
-        keys[2],
+        keys[1],
         (Y, x, h, latents.s, mask),
         (*shared, obs.sigmasq_loc),
         config,
@@ -429,12 +443,12 @@ def _resample_continuous(
         lambda k, Y, x, v, h, prior, sq, Cd, nu: kp.resample_noise_scales(
             k, Y, x, v, h, sq, Cd, prior, nu
         ),
-        keys[3],
+        keys[2],
         (Y, x, v, h, data.noise_prior),
         (*shared, obs.nu_s),
         config,
     )
-    return latents._replace(x=x, h=h, v=v, s=s)
+    return latents._replace(h=h, v=v, s=s)
 
 
 def _full_info(
@@ -473,16 +487,18 @@ def _full_info(
     return _step_info(state, zmask, hypers, log_lik, median_z)
 
 
-def full_step(
+def full_discrete_part(
     key: jax.Array,
     state: ModelState,
     data: ModelData,
     hypers: Hypers,
     config: ModelConfig,
-) -> tuple[ModelState, StepInfo]:
-    """One sweep of the keypoint-SLDS, in the reference's order.
+) -> ModelState:
+    """First half of :func:`full_step`: ``(beta, pi)``, ``(Ab, Q)``, ``z``, ``sigma^2``.
 
-    ``(beta, pi)``, ``(Ab, Q)``, ``z``, [``sigma^2``], ``x``, ``h``, ``v``, ``s``.
+    Uses the first three of the sweep's seven keys; this, :func:`full_latent_part`
+    and :func:`full_observation_part` in turn with the same ``key`` are
+    :func:`full_step`.
     """
     from moseq_xr.core import keypoint_slds as kp
 
@@ -508,11 +524,59 @@ def full_step(
             hypers.obs.nu_sigma,
         )
         params = params._replace(sigmasq=sigmasq)
-    latents = _resample_continuous(keys[3:], params, latents, data, hypers, config)
-    new_state = ModelState(params, latents)
-    return new_state, _full_info(
-        new_state, data, hypers, config, median_run_length(z, zmask)
+    return ModelState(params, latents)
+
+
+def full_latent_part(
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> ModelState:
+    """Second part of :func:`full_step`: the pose latents ``x`` (the sweep's key 3)."""
+    keys = jax.random.split(key, 7)
+    x = _resample_pose_latents(
+        keys[3], state.params, state.latents, data, hypers, config
     )
+    return state._replace(latents=state.latents._replace(x=x))
+
+
+def full_observation_part(
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> tuple[ModelState, StepInfo]:
+    """Last part of :func:`full_step`: ``h``, ``v``, ``s`` (keys 4-6), then the info."""
+    keys = jax.random.split(key, 7)
+    latents = _resample_observation_latents(
+        keys[4:], state.params, state.latents, data, hypers, config
+    )
+    new_state = state._replace(latents=latents)
+    zmask = state_mask(data.mask, config.nlags)
+    return new_state, _full_info(
+        new_state, data, hypers, config, median_run_length(latents.z, zmask)
+    )
+
+
+def full_step(
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> tuple[ModelState, StepInfo]:
+    """One sweep of the keypoint-SLDS, in the reference's order.
+
+    ``(beta, pi)``, ``(Ab, Q)``, ``z``, [``sigma^2``], ``x``, ``h``, ``v``, ``s``:
+    :func:`full_discrete_part`, :func:`full_latent_part`, then
+    :func:`full_observation_part`.
+    """
+    state = full_discrete_part(key, state, data, hypers, config)
+    state = full_latent_part(key, state, data, hypers, config)
+    return full_observation_part(key, state, data, hypers, config)
 
 
 def step(
@@ -523,11 +587,29 @@ def step(
     config: ModelConfig,
 ) -> tuple[ModelState, StepInfo]:
     """One Gibbs sweep of the stage named in ``config`` (``"ar"`` or ``"full"``)."""
-    if config.stage == "ar":
-        return ar_step(key, state, data, hypers, config)
-    if config.stage == "full":
-        return full_step(key, state, data, hypers, config)
-    raise ValueError(f"unknown stage {config.stage!r}")
+    *first, last = step_parts(config.stage)
+    for part in first:
+        state = part(key, state, data, hypers, config)
+    return last(key, state, data, hypers, config)
+
+
+#: Stages with a Gibbs sweep of their own (``"both"`` runs one, then the other).
+SWEEP_STAGES = ("ar", "full")
+
+
+def step_parts(stage: str) -> tuple[Callable[..., Any], ...]:
+    """The sweep of ``stage`` as parts ``part(key, state, data, hypers, config)``.
+
+    Every part but the last returns the state; the last returns ``(state,
+    info)``. Running them in turn with the sweep's key is :func:`step`; a
+    caller may compile them separately (and concurrently), which is faster
+    than compiling one large program on a multi-core CPU.
+    """
+    if stage == "ar":
+        return (ar_step,)
+    if stage == "full":
+        return (full_discrete_part, full_latent_part, full_observation_part)
+    raise ValueError(f"unknown stage {stage!r}")
 
 
 def init_discrete(

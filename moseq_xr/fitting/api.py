@@ -32,7 +32,7 @@ from moseq_xr.fitting.checkpoint import (
 from moseq_xr.fitting.compile_cache import CachedJit, compile_cache_scope
 from moseq_xr.fitting.hyperparameters import fit_hyperparameters
 from moseq_xr.fitting.loop import ChainResult, run_chain
-from moseq_xr.fitting.placement import constrain, device_mesh, place, plan_memory
+from moseq_xr.fitting.placement import device_mesh, place, plan_memory
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import (
     frame_syllables,
@@ -42,6 +42,7 @@ from moseq_xr.fitting.results import (
     result_tree,
     trace_dataset,
 )
+from moseq_xr.fitting.sweep import SweepJit
 from moseq_xr.io.store import is_store
 from moseq_xr.io.store import open as open_store
 from moseq_xr.io.store import save as save_store
@@ -67,13 +68,9 @@ def precision_scope(precision: str) -> Iterator[None]:
         yield
 
 
-def _counted_step(key, state, data, hypers, config: core.ModelConfig):
-    TRACE_COUNTS[config.stage] = TRACE_COUNTS.get(config.stage, 0) + 1
-    state, info = core.step(key, state, data, hypers, config)
-    return constrain(state, config.mesh), info
-
-
-_JITTED_STEP = CachedJit(_counted_step, static_argnames="config")
+#: The fitting loop's sweep. ``TRACE_COUNTS[stage]`` counts traces of the
+#: stage's parts (one per part and compilation).
+_JITTED_STEP = SweepJit(trace_counts=TRACE_COUNTS)
 _JITTED_INIT = CachedJit(core.init, static_argnames="config")
 _JITTED_INIT_POSE = CachedJit(init_pose, static_argnames="whiten")
 

@@ -34,6 +34,7 @@ from moseq_xr.fitting.compile_cache import CachedJit, compile_cache_scope
 from moseq_xr.fitting.loop import run_chain
 from moseq_xr.fitting.prepare import PreparedData, PrepareOptions, prepare
 from moseq_xr.fitting.results import frame_syllables
+from moseq_xr.fitting.sweep import SweepJit
 from moseq_xr.schema import names as N
 
 
@@ -208,7 +209,7 @@ def _posterior(state: core.ModelState, data: core.ModelData, config) -> tuple[An
 #: Compiled once per process (and per shape): the frozen-parameter state, sweep
 #: and posterior shared by :func:`apply` and the marginals.
 _FROZEN_STATE = CachedJit(_frozen_state, static_argnames="config")
-FROZEN_STEP = CachedJit(core.step, static_argnames="config")
+FROZEN_STEP = SweepJit()
 _POSTERIOR = CachedJit(_posterior, static_argnames="config")
 
 

@@ -16,10 +16,17 @@ also keeps its executables in memory, as ``jax.jit`` does.
 
 Loading an entry runs code from the file: point the cache only at directories
 you own.
+
+Every compilation here passes :data:`COMPILER_OPTIONS` to XLA (per call,
+never through ``XLA_FLAGS``), and :func:`compile_concurrently` compiles
+several programs at once (a sweep split into parts, see
+:class:`ChainedJit`), which is how a full-model sweep compiles in a fraction
+of the time of one large program.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import ctypes
@@ -33,7 +40,7 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,12 @@ SUFFIX = ".xla"
 
 #: Disk hits, misses (compiled and written) and failed loads, for diagnostics.
 CACHE_STATS = {"hits": 0, "misses": 0, "failed_loads": 0}
+
+#: Options given to XLA with every compilation here. jaxlib 0.10's MLIR fusion
+#: emitters take about a fifth longer to compile a Gibbs sweep on a CPU than
+#: the elemental emitters, for the same run time (``benchmarks/RESULTS.md``).
+#: Dropped, with a warning, where the installed XLA does not know an option.
+COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 
 _DIRECTORY: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "moseq_xr_compile_cache", default=None
@@ -117,6 +130,7 @@ def _environment(lowered: jax.stages.Lowered) -> str:
         ",".join(devices),
         str(len(jax.devices())),
         os.environ.get("XLA_FLAGS", ""),
+        repr(sorted(compiler_options().items())),
         platform.machine(),
         _cpu_description() if first.platform == "cpu" else "",
         str(lowered.in_tree),
@@ -188,14 +202,39 @@ def compile_lowered(
     return compiled
 
 
+@functools.cache
+def compiler_options() -> dict[str, Any]:
+    """:data:`COMPILER_OPTIONS` as far as the installed XLA accepts them.
+
+    Checked once per process by compiling an identity function; an option
+    XLA does not know is dropped with a warning rather than failing every
+    compilation.
+    """
+    probe = jax.jit(lambda value: value).lower(jnp.zeros((), jnp.int32))
+    accepted = {}
+    for name, value in COMPILER_OPTIONS.items():
+        try:
+            probe.compile(compiler_options={name: value})
+        except jax.errors.JaxRuntimeError as error:
+            warnings.warn(
+                f"XLA does not accept the compiler option {name}={value!r} "
+                f"({error}); compiling without it",
+                MoseqXrWarning,
+                stacklevel=2,
+            )
+            continue
+        accepted[name] = value
+    return accepted
+
+
 def _compile(lowered: jax.stages.Lowered) -> jax.stages.Compiled:
-    """``lowered.compile()``, then the compiler's freed memory goes back to the OS.
+    """Compile with :func:`compiler_options`, then return freed memory to the OS.
 
     XLA's CPU compiler leaves hundreds of MB of freed heap behind (glibc
     keeps it); the sampler's large buffers are mapped separately and never
     reuse it, so without the trim it would add to every later peak.
     """
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options=compiler_options())
     release_free_memory()
     return compiled
 
@@ -265,30 +304,33 @@ class CachedJit:
                 dynamic_args.append(value)
         return tuple(dynamic_args), dynamic_kwargs, static
 
-    def compiled(self, *args: Any, **kwargs: Any) -> jax.stages.Compiled:
-        """The executable for these arguments (compiled or loaded on first use)."""
+    def _signature(self, args: tuple, kwargs: dict) -> tuple:
         dynamic_args, dynamic_kwargs, static = self._split(args, kwargs)
         leaves, treedef = jax.tree_util.tree_flatten((dynamic_args, dynamic_kwargs))
-        directory = _DIRECTORY.get()
-        signature = (
+        return (
             treedef,
             tuple(_abstract(leaf) for leaf in leaves),
             tuple(sorted(static.items())),
             jnp.result_type(float),
-            directory,
+            _DIRECTORY.get(),
         )
+
+    def _remembered(self, signature: tuple) -> jax.stages.Compiled | None:
         with self._lock:
             compiled = self._memory.get(signature)
             if compiled is not None:
                 self._memory.move_to_end(signature)
-                return compiled
-        lowered = self._jitted.lower(*args, **kwargs)
-        compiled = compile_lowered(lowered, directory)
+            return compiled
+
+    def _remember(self, signature: tuple, compiled: jax.stages.Compiled) -> None:
         with self._lock:
             self._memory[signature] = compiled
             while len(self._memory) > MEMORY_ENTRIES:
                 self._memory.popitem(last=False)
-        return compiled
+
+    def compiled(self, *args: Any, **kwargs: Any) -> jax.stages.Compiled:
+        """The executable for these arguments (compiled or loaded on first use)."""
+        return compile_concurrently([(self, args, kwargs)])[0]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``fun`` compiled (as ``jax.jit(fun)(*args, **kwargs)`` would)."""
@@ -301,11 +343,91 @@ class CachedJit:
             self._memory.clear()
 
 
+def compile_concurrently(
+    calls: Sequence[tuple[CachedJit, tuple, dict]],
+) -> list[jax.stages.Compiled]:
+    """Executables of several :class:`CachedJit` calls, compiled at the same time.
+
+    Each call is ``(function, args, kwargs)``. Programs are traced and lowered
+    here, in the caller's thread (tracing reads the caller's precision and
+    cache directory); their XLA compilations, which release the GIL, run in
+    threads, each starting as soon as its program is lowered. On a CPU with a
+    few cores, several mid-sized programs compile faster this way than one
+    large one: XLA spends part of each compilation on one core.
+
+    Returns
+    -------
+    list of jax.stages.Compiled
+        In the order of ``calls``.
+    """
+    directory = _DIRECTORY.get()
+    compiler_options()  # checked here, so that a warning reaches the caller
+    results: list[Any] = [None] * len(calls)
+    pending = []
+    with concurrent.futures.ThreadPoolExecutor(max(len(calls), 1)) as pool:
+        for index, (function, args, kwargs) in enumerate(calls):
+            signature = function._signature(args, kwargs)
+            results[index] = function._remembered(signature)
+            if results[index] is None:
+                lowered = function._jitted.lower(*args, **kwargs)
+                future = pool.submit(compile_lowered, lowered, directory)
+                pending.append((index, function, signature, future))
+        for index, function, signature, future in pending:
+            results[index] = future.result()
+            function._remember(signature, results[index])
+    return results
+
+
+class ChainedJit:
+    """Consecutive jitted parts run as one function, compiled concurrently.
+
+    ``ChainedJit([f, g, h], static_argnames)(carry, *rest)`` is
+    ``h(g(f(carry, *rest), *rest), *rest)`` with the carried value at
+    position ``carry_argnum`` of every part's arguments; every part but the
+    last returns a value of the same structure, shapes and shardings, so all
+    parts are compiled from the first call's arguments, at the same time
+    (:func:`compile_concurrently`).
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[Callable[..., Any]],
+        static_argnames: str | tuple = (),
+        carry_argnum: int = 0,
+    ):
+        self.parts = [CachedJit(part, static_argnames) for part in parts]
+        self.carry_argnum = carry_argnum
+
+    def compiled(self, *args: Any, **kwargs: Any) -> list[jax.stages.Compiled]:
+        """The parts' executables for these arguments (compiled on first use)."""
+        return compile_concurrently([(part, args, kwargs) for part in self.parts])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the parts in turn, each on the previous part's result."""
+        executables = self.compiled(*args, **kwargs)
+        dynamic_args, dynamic_kwargs, _ = self.parts[0]._split(args, kwargs)
+        dynamic_args = list(dynamic_args)
+        result = None
+        for executable in executables:
+            result = executable(*dynamic_args, **dynamic_kwargs)
+            dynamic_args[self.carry_argnum] = result
+        return result
+
+    def clear_memory(self) -> None:
+        """Forget the parts' executables held in memory (the disk cache stays)."""
+        for part in self.parts:
+            part.clear_memory()
+
+
 __all__ = [
     "CACHE_STATS",
+    "COMPILER_OPTIONS",
     "CachedJit",
+    "ChainedJit",
     "compile_cache_scope",
+    "compile_concurrently",
     "compile_lowered",
+    "compiler_options",
     "default_cache_dir",
     "entry_name",
     "release_free_memory",

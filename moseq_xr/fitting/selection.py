@@ -88,6 +88,7 @@ def kappa_scan(
         _model_data,
         precision_scope,
     )
+    from moseq_xr.fitting.compile_cache import compiler_options
 
     prepared = prepare(ds, PrepareOptions(**prepare_options))
     latent_dim = int(latent_dim or prepared.pca.attrs["suggested_latent_dim"])
@@ -111,6 +112,7 @@ def kappa_scan(
         step = jax.jit(
             jax.vmap(core.step, in_axes=(0, 0, None, _hypers_axes(hypers), None)),
             static_argnums=4,
+            compiler_options=compiler_options(),
         )
         durations, log_joint = [], []
         for iteration in tqdm(
