@@ -303,6 +303,49 @@ def _step_info(
     )
 
 
+def ar_params_part(
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> ModelState:
+    """First part of :func:`ar_step`: ``(beta, pi)``, then ``(Ab, Q)``."""
+    key_trans, key_ar, _ = jax.random.split(key, 3)
+    params, latents = state.params, state.latents
+    if not config.resample_params:
+        return state
+    zmask = state_mask(data.mask, config.nlags)
+    betas, pi = resample_transitions(
+        key_trans, latents.z, zmask, params.betas, hypers.trans
+    )
+    stats = ar_sufficient_stats(
+        latents.x, latents.z, zmask, config.num_states, config.nlags
+    )
+    Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
+    return state._replace(params=params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q))
+
+
+def ar_syllable_part(
+    key: jax.Array,
+    state: ModelState,
+    data: ModelData,
+    hypers: Hypers,
+    config: ModelConfig,
+) -> tuple[ModelState, StepInfo]:
+    """Last part of :func:`ar_step`: ``z`` given ``x``, then the info."""
+    _, _, key_z = jax.random.split(key, 3)
+    params, latents = state.params, state.latents
+    zmask = state_mask(data.mask, config.nlags)
+    z, log_lik = sample_syllables_given_x(
+        key_z, params.pi, params.Ab, params.Q, latents.x, zmask, config
+    )
+    new_state = ModelState(params, latents._replace(z=z))
+    return new_state, _step_info(
+        new_state, zmask, hypers, log_lik, median_run_length(z, zmask)
+    )
+
+
 def ar_step(
     key: jax.Array,
     state: ModelState,
@@ -312,28 +355,12 @@ def ar_step(
 ) -> tuple[ModelState, StepInfo]:
     """One sweep of the AR stage: ``(beta, pi)``, then ``(Ab, Q)``, then ``z``.
 
-    With ``config.resample_params=False`` (applying a fitted model) only ``z``
-    is resampled.
+    :func:`ar_params_part` then :func:`ar_syllable_part`. With
+    ``config.resample_params=False`` (applying a fitted model) only ``z`` is
+    resampled.
     """
-    key_trans, key_ar, key_z = jax.random.split(key, 3)
-    params, latents = state.params, state.latents
-    zmask = state_mask(data.mask, config.nlags)
-    if config.resample_params:
-        betas, pi = resample_transitions(
-            key_trans, latents.z, zmask, params.betas, hypers.trans
-        )
-        stats = ar_sufficient_stats(
-            latents.x, latents.z, zmask, config.num_states, config.nlags
-        )
-        Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
-        params = params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q)
-    z, log_lik = sample_syllables_given_x(
-        key_z, params.pi, params.Ab, params.Q, latents.x, zmask, config
-    )
-    new_state = ModelState(params, latents._replace(z=z))
-    return new_state, _step_info(
-        new_state, zmask, hypers, log_lik, median_run_length(z, zmask)
-    )
+    state = ar_params_part(key, state, data, hypers, config)
+    return ar_syllable_part(key, state, data, hypers, config)
 
 
 def _resample_discrete_params(key, state, data, hypers, config) -> Params:
@@ -606,7 +633,7 @@ def step_parts(stage: str) -> tuple[Callable[..., Any], ...]:
     than compiling one large program on a multi-core CPU.
     """
     if stage == "ar":
-        return (ar_step,)
+        return (ar_params_part, ar_syllable_part)
     if stage == "full":
         return (full_discrete_part, full_latent_part, full_observation_part)
     raise ValueError(f"unknown stage {stage!r}")

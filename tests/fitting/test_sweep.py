@@ -53,14 +53,14 @@ def test_sweep_in_parts_draws_what_one_program_draws(chain, stage):
         np.testing.assert_allclose(parted, whole, rtol=1e-9, atol=1e-12)
 
 
-def test_full_stage_has_three_parts_keyed_like_the_sweep():
+def test_stages_have_their_parts():
     parts = core.step_parts("full")
     assert [part.__name__ for part in parts] == [
         "full_discrete_part",
         "full_latent_part",
         "full_observation_part",
     ]
-    assert core.step_parts("ar") == (core.ar_step,)
+    assert core.step_parts("ar") == (core.ar_params_part, core.ar_syllable_part)
     with pytest.raises(ValueError, match="unknown stage"):
         core.step_parts("both")
 
