@@ -348,12 +348,18 @@ def compile_concurrently(
 ) -> list[jax.stages.Compiled]:
     """Executables of several :class:`CachedJit` calls, compiled at the same time.
 
-    Each call is ``(function, args, kwargs)``. Programs are traced and lowered
-    here, in the caller's thread (tracing reads the caller's precision and
-    cache directory); their XLA compilations, which release the GIL, run in
-    threads, each starting as soon as its program is lowered. On a CPU with a
-    few cores, several mid-sized programs compile faster this way than one
-    large one: XLA spends part of each compilation on one core.
+    Programs are traced and lowered here, in the caller's thread (tracing
+    reads the caller's precision and cache directory); their XLA
+    compilations, which release the GIL, run in threads, each starting as
+    soon as its program is lowered. On a CPU with a few cores, several
+    mid-sized programs compile faster this way than one large one: XLA spends
+    part of each compilation on one core.
+
+    Parameters
+    ----------
+    calls
+        ``(function, args, kwargs)`` for each executable wanted; those already
+        in a function's memory are not compiled again.
 
     Returns
     -------
@@ -361,17 +367,22 @@ def compile_concurrently(
         In the order of ``calls``.
     """
     directory = _DIRECTORY.get()
-    compiler_options()  # checked here, so that a warning reaches the caller
     results: list[Any] = [None] * len(calls)
-    pending = []
-    with concurrent.futures.ThreadPoolExecutor(max(len(calls), 1)) as pool:
-        for index, (function, args, kwargs) in enumerate(calls):
-            signature = function._signature(args, kwargs)
-            results[index] = function._remembered(signature)
-            if results[index] is None:
-                lowered = function._jitted.lower(*args, **kwargs)
-                future = pool.submit(compile_lowered, lowered, directory)
-                pending.append((index, function, signature, future))
+    missing = []
+    for index, (function, args, kwargs) in enumerate(calls):
+        signature = function._signature(args, kwargs)
+        results[index] = function._remembered(signature)
+        if results[index] is None:
+            missing.append((index, function, signature, args, kwargs))
+    if not missing:
+        return results
+    compiler_options()  # checked here, so that a warning reaches the caller
+    with concurrent.futures.ThreadPoolExecutor(len(missing)) as pool:
+        pending = []
+        for index, function, signature, args, kwargs in missing:
+            lowered = function._jitted.lower(*args, **kwargs)
+            future = pool.submit(compile_lowered, lowered, directory)
+            pending.append((index, function, signature, future))
         for index, function, signature, future in pending:
             results[index] = future.result()
             function._remember(signature, results[index])
