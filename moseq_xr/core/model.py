@@ -311,10 +311,10 @@ def ar_params_part(
     config: ModelConfig,
 ) -> ModelState:
     """First part of :func:`ar_step`: ``(beta, pi)``, then ``(Ab, Q)``."""
-    key_trans, key_ar, _ = jax.random.split(key, 3)
-    params, latents = state.params, state.latents
     if not config.resample_params:
         return state
+    key_trans, key_ar, _ = jax.random.split(key, 3)
+    params, latents = state.params, state.latents
     zmask = state_mask(data.mask, config.nlags)
     betas, pi = resample_transitions(
         key_trans, latents.z, zmask, params.betas, hypers.trans
@@ -521,7 +521,7 @@ def full_discrete_part(
     hypers: Hypers,
     config: ModelConfig,
 ) -> ModelState:
-    """First half of :func:`full_step`: ``(beta, pi)``, ``(Ab, Q)``, ``z``, ``sigma^2``.
+    """First part of :func:`full_step`: ``(beta, pi)``, ``(Ab, Q)``, ``z``, ``sigma^2``.
 
     Uses the first three of the sweep's seven keys; this, :func:`full_latent_part`
     and :func:`full_observation_part` in turn with the same ``key`` are
