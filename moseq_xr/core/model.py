@@ -311,19 +311,9 @@ def ar_params_part(
     config: ModelConfig,
 ) -> ModelState:
     """First part of :func:`ar_step`: ``(beta, pi)``, then ``(Ab, Q)``."""
-    if not config.resample_params:
-        return state
     key_trans, key_ar, _ = jax.random.split(key, 3)
-    params, latents = state.params, state.latents
-    zmask = state_mask(data.mask, config.nlags)
-    betas, pi = resample_transitions(
-        key_trans, latents.z, zmask, params.betas, hypers.trans
-    )
-    stats = ar_sufficient_stats(
-        latents.x, latents.z, zmask, config.num_states, config.nlags
-    )
-    Ab, Q = resample_ar_params(key_ar, stats, hypers.ar)
-    return state._replace(params=params._replace(betas=betas, pi=pi, Ab=Ab, Q=Q))
+    params = _resample_discrete_params(key_trans, key_ar, state, data, hypers, config)
+    return state._replace(params=params)
 
 
 def ar_syllable_part(
@@ -363,12 +353,14 @@ def ar_step(
     return ar_syllable_part(key, state, data, hypers, config)
 
 
-def _resample_discrete_params(key, state, data, hypers, config) -> Params:
-    """``(beta, pi)`` then ``(Ab, Q)`` given the current ``z`` and ``x``."""
+def _resample_discrete_params(key_trans, key_ar, state, data, hypers, config) -> Params:
+    """``(beta, pi)`` then ``(Ab, Q)`` given the current ``z`` and ``x``.
+
+    Returns the parameters unchanged when ``config.resample_params`` is false.
+    """
     params, latents = state.params, state.latents
     if not config.resample_params:
         return params
-    key_trans, key_ar = jax.random.split(key)
     zmask = state_mask(data.mask, config.nlags)
     betas, pi = resample_transitions(
         key_trans, latents.z, zmask, params.betas, hypers.trans
@@ -530,7 +522,9 @@ def full_discrete_part(
     from moseq_xr.core import keypoint_slds as kp
 
     keys = jax.random.split(key, 7)
-    params = _resample_discrete_params(keys[0], state, data, hypers, config)
+    params = _resample_discrete_params(
+        *jax.random.split(keys[0]), state, data, hypers, config
+    )
     latents = state.latents
     zmask = state_mask(data.mask, config.nlags)
     z, _ = sample_syllables_given_x(
