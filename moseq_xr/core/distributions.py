@@ -187,17 +187,51 @@ def first_accepted_in_turn(
     return jax.lax.while_loop(keep_trying, next_attempt, carry)[1:]
 
 
+def open_uniforms(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    """Uniform draws on the open interval (0, 1) from one call for random bits.
+
+    Each value is ``(m + 1/2) 2^-p`` for a uniform random ``p``-bit integer
+    ``m``, with ``p`` the mantissa bits of ``dtype`` (52 in float64, 23 in
+    float32): exactly representable, never 0 or 1, so its logarithm is finite.
+    One call to ``jax.random.bits`` serves as many uniforms as a sampler needs,
+    which keeps the compiled program small (every separate ``uniform`` or
+    ``normal`` call adds its own random-bit generator).
+    """
+    dtype = jnp.dtype(dtype)
+    word_bits = 8 * dtype.itemsize
+    mantissa = jnp.finfo(dtype).nmant
+    bits = jax.random.bits(key, shape, jnp.dtype(f"uint{word_bits}"))
+    integer = (bits >> (word_bits - mantissa)).astype(dtype)
+    return (integer + 0.5) * (2.0**-mantissa)
+
+
+def box_muller_normals(uniforms: jax.Array, num: int) -> jax.Array:
+    """``num`` standard normals along axis 0 from ``2 ceil(num / 2)`` uniforms.
+
+    ``uniforms`` holds open-interval uniforms along axis 0 (see
+    :func:`open_uniforms`); pairs ``(u1, u2)`` give the two independent
+    normals ``sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2)``.
+    """
+    pairs = (num + 1) // 2
+    radius = jnp.sqrt(-2.0 * jnp.log(uniforms[:pairs]))
+    angle = 2.0 * jnp.pi * uniforms[pairs : 2 * pairs]
+    normals = jnp.concatenate([radius * jnp.cos(angle), radius * jnp.sin(angle)])
+    return normals[:num]
+
+
 def _marsaglia_tsang_proposals(
     key: jax.Array, params: tuple[jax.Array, jax.Array], num: int
 ) -> tuple[jax.Array, jax.Array]:
-    """``num`` squeeze proposals ``v`` for ``Gamma(d + 1/3)`` and their acceptance."""
+    """``num`` squeeze proposals ``v`` for ``Gamma(d + 1/3)`` and their acceptance.
+
+    The proposal's normal (Box-Muller) and the squeeze test's uniform come
+    from one draw of random bits.
+    """
     d, c = params
-    key_normal, key_uniform = jax.random.split(key)
-    shape = (num, *d.shape)
-    normal = jax.random.normal(key_normal, shape, d.dtype)
-    uniform = jax.random.uniform(
-        key_uniform, shape, d.dtype, minval=jnp.finfo(d.dtype).tiny
-    )
+    pairs = (num + 1) // 2
+    uniforms = open_uniforms(key, (2 * pairs + num, *d.shape), d.dtype)
+    normal = box_muller_normals(uniforms, num)
+    uniform = uniforms[2 * pairs :]
     v = (1.0 + c * normal) ** 3
     safe_v = jnp.where(v > 0, v, 1.0)
     accept = (v > 0) & (
@@ -245,9 +279,7 @@ def sample_log_gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
         rejection_bound=0.05,
     )
     log_gamma = jnp.log(d) + jnp.log(jnp.where(accepted, v, 1.0))
-    boost_uniform = jax.random.uniform(
-        key_boost, flat.shape, flat.dtype, minval=jnp.finfo(flat.dtype).tiny
-    )
+    boost_uniform = open_uniforms(key_boost, flat.shape, flat.dtype)
     log_gamma = jnp.where(boosted, log_gamma + jnp.log(boost_uniform) / flat, log_gamma)
     return log_gamma.reshape(shape_param.shape)
 

@@ -97,6 +97,30 @@ def test_dirichlet_log_density_matches_scipy():
     )
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_open_uniforms_are_uniform_and_never_zero_or_one(key, dtype):
+    uniforms = dist.open_uniforms(key, (3, 40000), dtype)
+    assert uniforms.dtype == dtype
+    assert bool(jnp.all((uniforms > 0) & (uniforms < 1)))
+    assert bool(jnp.all(jnp.isfinite(jnp.log(uniforms))))
+    for row in np.asarray(uniforms, np.float64):
+        assert stats.kstest(row, stats.uniform.cdf).pvalue > 1e-3
+    assert abs(np.corrcoef(np.asarray(uniforms, np.float64))[0, 1]) < 0.02
+
+
+def test_box_muller_normals_are_independent_standard_normals(key):
+    uniforms = dist.open_uniforms(key, (4, 40000), jnp.float64)
+    normals = np.asarray(dist.box_muller_normals(uniforms, 3))
+    assert normals.shape == (3, 40000)
+    for row in normals:
+        assert stats.kstest(row, stats.norm.cdf).pvalue > 1e-3
+    # rows 0 and 2 are the cosine and sine of the same pair
+    correlation = np.corrcoef(normals)
+    assert np.all(np.abs(correlation[np.triu_indices(3, 1)]) < 0.02)
+    squared_radius = normals[0] ** 2 + normals[2] ** 2
+    assert stats.kstest(squared_radius, stats.chi2(2).cdf).pvalue > 1e-3
+
+
 @pytest.mark.parametrize("shape_param", [1e-3, 0.3, 1.0, 2.5, 40.0, 3e4])
 def test_gamma_sampler_moments(key, shape_param):
     # jitted with the shape traced: compiled once for all the parameters
