@@ -138,11 +138,17 @@ def test_fit_from_a_tree_uses_its_hyperparameters(train_data, trained_ar):
     assert sticky["model"].attrs["hypers"]["trans"]["kappa"] == 1e9
     assert sticky["model"].attrs["fit"]["kappa"] == 1e9
     assert loose["model"].attrs["hypers"]["trans"]["kappa"] == 1.0
+    # kappa acts on the transition matrix directly: with kappa = 1e9 every
+    # self-transition is within 1e-6 of 1, with kappa = 1 they follow the data
+    assert float(np.diag(sticky["model"]["pi"].values).min()) > 1 - 1e-6
+    assert float(np.median(np.diag(loose["model"]["pi"].values))) < 0.9
     duration = {
         name: float(tree["trace"]["median_duration"][-3:].mean())
         for name, tree in (("sticky", sticky), ("loose", loose))
     }
-    assert duration["sticky"] > 1.5 * duration["loose"]
+    # the syllables follow (ratio 1.4-1.7 over chain seeds; switches the data
+    # force strongly stay whatever kappa)
+    assert duration["sticky"] > 1.2 * duration["loose"]
 
 
 def test_explicit_keywords_win_over_the_tree(train_data, trained_ar):
