@@ -195,9 +195,10 @@ def open_uniforms(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     float32): exactly representable, never 0 or 1, so its logarithm is finite.
     One call to ``jax.random.bits`` serves as many uniforms as a sampler needs,
     which keeps the compiled program small (every separate ``uniform`` or
-    ``normal`` call adds its own random-bit generator).
+    ``normal`` call adds its own random-bit generator). ``dtype`` is taken as
+    JAX would store it (float64 gives float32 while x64 is off).
     """
-    dtype = jnp.dtype(dtype)
+    dtype = jax.dtypes.canonicalize_dtype(dtype)
     word_bits = 8 * dtype.itemsize
     mantissa = jnp.finfo(dtype).nmant
     bits = jax.random.bits(key, shape, jnp.dtype(f"uint{word_bits}"))

@@ -108,6 +108,13 @@ def test_open_uniforms_are_uniform_and_never_zero_or_one(key, dtype):
     assert abs(np.corrcoef(np.asarray(uniforms, np.float64))[0, 1]) < 0.02
 
 
+def test_open_uniforms_follow_the_precision_in_force(key):
+    with jax.enable_x64(False):
+        uniforms = dist.open_uniforms(key, (20000,), jnp.float64)
+    assert uniforms.dtype == jnp.float32
+    assert stats.kstest(np.asarray(uniforms), stats.uniform.cdf).pvalue > 1e-3
+
+
 def test_box_muller_normals_are_independent_standard_normals(key):
     uniforms = dist.open_uniforms(key, (4, 40000), jnp.float64)
     normals = np.asarray(dist.box_muller_normals(uniforms, 3))
