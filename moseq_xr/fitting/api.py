@@ -337,17 +337,18 @@ def _real_rows(latents: core.Latents, num_rows: int) -> core.Latents:
     return jax.tree_util.tree_map(lambda a: a[:num_rows], latents)
 
 
-def _placed(
+def _planned(
     data: core.ModelData,
-    state: core.ModelState,
     config: core.ModelConfig,
     devices: Any,
     memory_limit: int | float | str | None,
-) -> tuple[core.ModelData, core.ModelState, core.ModelConfig]:
-    """Data and state on the fit's devices; the config with its memory plan.
+) -> core.ModelConfig:
+    """The config with the fit's memory plan (``rows_per_batch``) and mesh.
 
     See :mod:`moseq_xr.fitting.placement`: rows are split over the devices
-    and sampled ``rows_per_batch`` at a time when memory is short.
+    and sampled ``rows_per_batch`` at a time when memory is short. Plan before
+    building the initial state, whose syllable draw follows the same plan
+    (its rows are drawn with per-row keys, so batching changes no draw).
     """
     chosen, mesh = device_mesh(devices)
     num_rows, row_length, num_keypoints, num_dims = data.Y.shape
@@ -361,8 +362,19 @@ def _placed(
         chosen,
         memory_limit,
     )
-    config = config._replace(rows_per_batch=plan.rows_per_batch, mesh=mesh)
-    data, state = place(data, state, mesh)
+    return config._replace(rows_per_batch=plan.rows_per_batch, mesh=mesh)
+
+
+def _placed(
+    data: core.ModelData,
+    state: core.ModelState,
+    config: core.ModelConfig,
+    devices: Any,
+    memory_limit: int | float | str | None,
+) -> tuple[core.ModelData, core.ModelState, core.ModelConfig]:
+    """Data and state on the fit's devices; the config with its memory plan."""
+    config = _planned(data, config, devices, memory_limit)
+    data, state = place(data, state, config.mesh)
     return data, state, config
 
 
@@ -735,8 +747,10 @@ def fit(
         )
         data = _model_data(prepared, dtype)
         key = jax.random.key(seed, impl=KEY_IMPL)
+        config = _planned(data, config, devices, memory_limit)
+        one_device = config._replace(mesh=None)  # the rows are placed after
         state = _initial_state(
-            jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, config
+            jax.random.fold_in(key, _INIT_STREAM), prepared, data, hypers, one_device
         )
         if init is not None:
             state = _from_previous_fit(
@@ -744,9 +758,9 @@ def fit(
                 ds,
                 prepared,
                 state,
-                (data, hypers, config, jax.random.fold_in(key, _INIT_STREAM - 1)),
+                (data, hypers, one_device, jax.random.fold_in(key, _INIT_STREAM - 1)),
             )
-        data, state, config = _placed(data, state, config, devices, memory_limit)
+        data, state = place(data, state, config.mesh)
         run = _Run(
             data=data,
             hypers=hypers,

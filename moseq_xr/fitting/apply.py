@@ -144,9 +144,11 @@ def frozen_chain(
     made in ``precision`` (default: the model's); run the chain inside
     ``precision_scope(chain.precision)``. Sweep ``i`` uses ``fold_in(key, i)``.
     Rows are split over ``devices`` and batched to fit ``memory_limit`` as in
-    :func:`moseq_xr.fit`; the state may hold padding rows after the real ones.
+    :func:`moseq_xr.fit` (the initial syllable draw is batched the same way);
+    the state may hold padding rows after the real ones.
     """
-    from moseq_xr.fitting.api import KEY_IMPL, _model_data, _placed, precision_scope
+    from moseq_xr.fitting.api import KEY_IMPL, _model_data, _planned, precision_scope
+    from moseq_xr.fitting.placement import place
 
     model, pca, attrs = _model_parts(fitted)
     config = core.ModelConfig(**{**attrs["config"], "resample_params": False})
@@ -157,6 +159,7 @@ def frozen_chain(
         hypers = _hypers(attrs, config, dtype)
         data = _model_data(prepared, dtype)
         key = jax.random.key(seed, impl=KEY_IMPL)
+        config = _planned(data, config, devices, memory_limit)
         state = _FROZEN_STATE(
             jax.random.fold_in(key, 2**31 - 1),
             fitted_params(model, dtype),
@@ -165,9 +168,9 @@ def frozen_chain(
             prepared.centroid,
             prepared.heading,
             hypers,
-            config=config,
+            config=config._replace(mesh=None),  # the rows are placed after
         )
-        data, state, config = _placed(data, state, config, devices, memory_limit)
+        data, state = place(data, state, config.mesh)
     return FrozenChain(prepared, data, hypers, config, state, key, attrs, precision)
 
 

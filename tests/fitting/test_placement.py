@@ -110,6 +110,24 @@ def test_batched_rows_give_the_same_fit(simulated, stage):
         )
 
 
+def test_initial_state_follows_the_memory_plan(simulated, monkeypatch):
+    """The initial syllable draw is batched like the sweeps (planned first)."""
+    planned_batches = []
+    original = api._JITTED_INIT
+
+    def recording(key, data, hypers, config, pose):
+        planned_batches.append((config.rows_per_batch, data.Y.shape[0]))
+        return original(key, data, hypers, config, pose)
+
+    monkeypatch.setattr(api, "_JITTED_INIT", recording)
+    kwargs = dict(OPTIONS, max_seg_length=200, num_iters=1, stage="ar")
+    api.fit(simulated, memory_limit=_tight("ar"), **kwargs)
+    api.fit(simulated, **kwargs)
+    (batch, num_rows), (roomy, _) = planned_batches
+    assert batch is not None and batch < num_rows
+    assert roomy is None
+
+
 def test_apply_in_batches_gives_the_same_labels(simulated):
     from moseq_xr.fitting.apply import apply
 
